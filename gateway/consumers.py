@@ -1,0 +1,302 @@
+"""ChargerConsumer: one charger's websocket, wired to its ChargerSession.
+
+The consumer handles `websocket.receive` itself and hands the raw text to the session: no
+channel-layer hop and no per-message handler lookup on the relay path. The channel layer is
+used only to let other processes send LinkRay CALLs to this charger (scale-out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import unquote
+
+from channels.consumer import AsyncConsumer
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from gateway import services
+from gateway.events import charger_group
+from gateway.runtime import runtime
+from gateway.session import (
+    CallErrorReceived,
+    CallTimedOut,
+    ChargerNotConnected,
+    ChargerSession,
+    SessionConfig,
+)
+from gateway.upstream import UpstreamConfig, UpstreamLink, UpstreamRejected, charger_url
+
+logger = logging.getLogger(__name__)
+
+# channels-redis forgets group members after a day; long-lived chargers re-join well before.
+_GROUP_REFRESH_S = 3600
+
+
+def charge_box_id_from_scope(scope) -> tuple[str, str]:
+    """(charge_box_id, the path segment as the charger escaped it)."""
+    raw_path = scope.get("raw_path")
+    if raw_path:
+        path = raw_path.decode("latin-1").split("?", 1)[0]
+    else:
+        path = scope["path"]
+    segment = path.rstrip("/").rsplit("/", 1)[-1]
+    return unquote(segment), segment
+
+
+class ChargerConsumer(AsyncConsumer):
+    async def __call__(self, scope, receive, send):
+        self.scope = scope
+        self.base_send = send
+        self.session: ChargerSession | None = None
+        self._layer_task: asyncio.Task | None = None
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        try:
+            admitted = await self._admit()
+        except Exception:
+            logger.exception("charger_admission_failed path=%s", scope.get("path"))
+            admitted = False
+        if not admitted:
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        session = self.session
+        try:
+            on_frame = session.on_charger_frame
+            while True:
+                message = await receive()
+                kind = message["type"]
+                if kind == "websocket.receive":
+                    text = message.get("text")
+                    try:
+                        await on_frame(text if text is not None else message.get("bytes") or b"")
+                    except Exception:
+                        # One bad frame (or a bug it triggers) must not end this charger's
+                        # connection, let alone another's.
+                        logger.exception("charger_frame_failed charge_box_id=%s", session.charge_box_id)
+                elif kind == "websocket.disconnect":
+                    logger.info("charger_disconnected charge_box_id=%s code=%s", session.charge_box_id, message.get("code"))
+                    break
+        finally:
+            await self._teardown()
+
+    # --- connect ---------------------------------------------------------------------------
+
+    async def _admit(self) -> bool:
+        charge_box_id, raw_segment = charge_box_id_from_scope(self.scope)
+        peer = self.scope.get("client")
+        if not charge_box_id:
+            logger.warning("charger_refused reason=empty_charge_box_id peer=%s", peer)
+            return False
+        if "ocpp1.6" not in self.scope.get("subprotocols", []):
+            logger.warning(
+                "charger_refused charge_box_id=%s reason=no_ocpp1.6_subprotocol offered=%s peer=%s",
+                charge_box_id,
+                ",".join(self.scope.get("subprotocols", [])) or "-",
+                peer,
+            )
+            return False
+        now = datetime.now(UTC)
+        decision = await database_sync_to_async(services.admit_charger)(charge_box_id, now)
+        if not decision.accepted:
+            logger.warning("charger_refused charge_box_id=%s reason=%s peer=%s", charge_box_id, decision.reason, peer)
+            return False
+
+        state = decision.state
+        state.charger_connected = True
+        session = ChargerSession(
+            charge_box_id,
+            _ChargerLeg(self.base_send),
+            journal=runtime.journal,
+            hooks=runtime,
+            config=SessionConfig(
+                call_timeout_s=settings.LINKRAY_CALL_TIMEOUT_S,
+                max_frame_bytes=settings.LINKRAY_MAX_FRAME_BYTES,
+            ),
+            state=state,
+        )
+        base_url = decision.upstream_url or settings.LINKRAY_CSMS_URL
+        upstream = None
+        if base_url:
+            upstream = UpstreamLink(
+                UpstreamConfig(
+                    url=charger_url(base_url, raw_segment),
+                    authorization=_header(self.scope, b"authorization"),
+                    ca_bundle=settings.LINKRAY_CSMS_CA_BUNDLE,
+                    compression=settings.LINKRAY_CSMS_COMPRESSION,
+                    connect_timeout_s=settings.LINKRAY_CSMS_CONNECT_TIMEOUT_S,
+                    ping_interval_s=settings.LINKRAY_CSMS_PING_INTERVAL_S,
+                    max_frame_bytes=settings.LINKRAY_MAX_FRAME_BYTES,
+                    reconnect_min_s=settings.LINKRAY_CSMS_RECONNECT_MIN_S,
+                    reconnect_max_s=settings.LINKRAY_CSMS_RECONNECT_MAX_S,
+                ),
+                on_frame=session.on_csms_frame,
+                on_up=lambda: self._csms_up(session),
+                on_down=lambda reason: self._csms_down(session, reason),
+                charge_box_id=charge_box_id,
+            )
+            session.attach_upstream(upstream)
+        from gateway.offline_runtime import attach_offline
+
+        await attach_offline(session)
+
+        csms_reachable = False
+        if upstream is not None:
+            try:
+                await upstream.connect(start_reading=False)
+                csms_reachable = True
+            except UpstreamRejected as error:
+                # Transparent: a charger the CSMS refuses (bad password, unknown id) is refused.
+                logger.warning(
+                    "charger_refused charge_box_id=%s reason=csms_refused status=%s", charge_box_id, error.status
+                )
+                await upstream.close()
+                await database_sync_to_async(services.record_charger_gone)(charge_box_id, state, now)
+                return False
+            except Exception as error:
+                logger.warning(
+                    "csms_unreachable charge_box_id=%s error=%s", charge_box_id, str(error) or type(error).__name__
+                )
+        self.session = session
+        await self.base_send({"type": "websocket.accept", "subprotocol": "ocpp1.6"})
+        previous = runtime.register(session)
+        if previous is not None:
+            logger.info("charger_replaced charge_box_id=%s", charge_box_id)
+            await previous.close()
+            await previous.close_charger_leg()
+        logger.info(
+            "charger_connected charge_box_id=%s peer=%s csms=%s",
+            charge_box_id,
+            peer,
+            "up" if csms_reachable else ("down" if upstream else "not_configured"),
+        )
+        if upstream is None:
+            self._set_csms_state(session, "not_configured")
+        elif csms_reachable:
+            self._set_csms_state(session, "connected")
+            upstream.start_reading()
+            await session.csms_up()
+        else:
+            self._set_csms_state(session, "down")
+            upstream.start_reconnecting()
+        if not settings.LINKRAY_EMBEDDED:
+            self._layer_task = asyncio.create_task(self._serve_channel_layer(session))
+        return True
+
+    def _set_csms_state(self, session: ChargerSession, csms_state: str) -> None:
+        state = session.state
+        if csms_state == "down" and state.csms_state != "down":
+            state.csms_down_since = session.now()
+        elif csms_state != "down":
+            state.csms_down_since = None
+        state.csms_state = csms_state
+        runtime.state_changed(session)
+
+    async def _csms_up(self, session: ChargerSession) -> None:
+        self._set_csms_state(session, "connected")
+        await session.csms_up()
+
+    async def _csms_down(self, session: ChargerSession, reason: str) -> None:
+        self._set_csms_state(session, "down")
+        await session.csms_down(reason)
+
+    # --- disconnect ------------------------------------------------------------------------
+
+    async def _teardown(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        if self._layer_task is not None:
+            self._layer_task.cancel()
+        try:
+            await session.close()
+        finally:
+            if runtime.sessions.get(session.charge_box_id) is session:
+                runtime.unregister(session)
+                session.state.charger_connected = False
+                await database_sync_to_async(services.record_charger_gone)(
+                    session.charge_box_id, session.state, datetime.now(UTC)
+                )
+
+    # --- other processes -------------------------------------------------------------------
+
+    async def _serve_channel_layer(self, session: ChargerSession) -> None:
+        layer = get_channel_layer()
+        channel_name = await layer.new_channel()
+        group = charger_group(session.charge_box_id)
+        receiving = None
+        try:
+            while True:
+                await layer.group_add(group, channel_name)
+                refresh_at = asyncio.get_running_loop().time() + _GROUP_REFRESH_S
+                while asyncio.get_running_loop().time() < refresh_at:
+                    if receiving is None:
+                        receiving = asyncio.ensure_future(layer.receive(channel_name))
+                    done, _ = await asyncio.wait({receiving}, timeout=_GROUP_REFRESH_S)
+                    if not done:
+                        continue
+                    message, receiving = receiving.result(), None
+                    if message.get("type") == "gateway.call":
+                        asyncio.ensure_future(self._answer_remote_call(layer, session, message))
+        except asyncio.CancelledError:
+            if receiving is not None:
+                receiving.cancel()
+            await layer.group_discard(group, channel_name)
+            raise
+        except Exception:
+            logger.exception("channel_layer_failed charge_box_id=%s", session.charge_box_id)
+
+    async def _answer_remote_call(self, layer, session: ChargerSession, message) -> None:
+        reply = {"type": "gateway.call.reply", "request_id": message.get("request_id", "")}
+        try:
+            payload = await session.call(message["action"], message.get("payload") or {}, timeout_s=message.get("timeout_s"))
+            reply.update(ok=True, payload=payload)
+        except CallErrorReceived as error:
+            reply.update(ok=False, error="call_error", error_code=error.error_code, description=error.description)
+        except CallTimedOut as error:
+            reply.update(ok=False, error="timeout", description=str(error))
+        except ChargerNotConnected as error:
+            reply.update(ok=False, error="not_connected", description=str(error))
+        except Exception as error:
+            logger.exception("remote_call_failed charge_box_id=%s", session.charge_box_id)
+            reply.update(ok=False, error="internal", description=str(error))
+        try:
+            await layer.send(message["reply_channel"], reply)
+        except Exception:
+            logger.exception("remote_call_reply_failed charge_box_id=%s", session.charge_box_id)
+
+
+class _ChargerLeg:
+    __slots__ = ("_send", "closed")
+
+    def __init__(self, send):
+        self._send = send
+        self.closed = False
+
+    async def send_frame(self, raw: str | bytes) -> None:
+        if self.closed:
+            return
+        if isinstance(raw, str):
+            await self._send({"type": "websocket.send", "text": raw})
+        else:
+            await self._send({"type": "websocket.send", "bytes": raw})
+
+    async def close(self, code: int = 1000) -> None:
+        if not self.closed:
+            self.closed = True
+            await self._send({"type": "websocket.close", "code": code})
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,75 @@
+"""The message journal: every frame, buffered in memory and written in batches.
+
+Recording a frame is an append to a bounded deque (no I/O on the relay's path); the runtime
+flushes the buffer to the database once a second. If the database falls behind for long
+enough to fill the buffer, the oldest unwritten entries are dropped and counted, so memory
+stays bounded and the relay never waits for the journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from datetime import UTC, datetime, timedelta
+
+from django.db import transaction
+
+from gateway.models import JournalEntry
+
+logger = logging.getLogger(__name__)
+
+_MAX_RAW_CHARS = 1_000_000
+
+
+class JournalBuffer:
+    def __init__(self, max_entries: int):
+        self._entries: deque[tuple] = deque(maxlen=max_entries)
+        self._max_entries = max_entries
+        self.dropped = 0
+
+    def record(self, direction, charge_box_id, message_type, unique_id, action, raw) -> None:
+        if len(self._entries) == self._max_entries:
+            self.dropped += 1
+        self._entries.append((time.time(), direction, charge_box_id, message_type, unique_id, action, raw))
+
+    def take(self) -> list[tuple]:
+        entries = list(self._entries)
+        self._entries.clear()
+        return entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def write_journal_entries(entries: list[tuple]) -> None:
+    """Synchronous: runs in the database thread."""
+    rows = []
+    for at, direction, charge_box_id, message_type, unique_id, action, raw in entries:
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", errors="backslashreplace")
+        rows.append(
+            JournalEntry(
+                at=datetime.fromtimestamp(at, UTC),
+                charge_box_id=charge_box_id,
+                direction=direction,
+                message_type=message_type,
+                unique_id=(unique_id or "")[:36],
+                action=(action or "")[:64],
+                raw=raw[:_MAX_RAW_CHARS],
+            )
+        )
+    with transaction.atomic():
+        JournalEntry.objects.bulk_create(rows, batch_size=500)
+
+
+def prune_journal(now: datetime, retention_days: float, max_rows: int) -> int:
+    """Delete entries older than the retention period and beyond the row cap."""
+    deleted, _ = JournalEntry.objects.filter(at__lt=now - timedelta(days=retention_days)).delete()
+    newest = JournalEntry.objects.order_by("-id").values_list("id", flat=True).first()
+    if newest is not None and newest > max_rows:
+        extra, _ = JournalEntry.objects.filter(id__lte=newest - max_rows).delete()
+        deleted += extra
+    if deleted:
+        logger.info("journal_pruned deleted=%d", deleted)
+    return deleted

@@ -1,0 +1,121 @@
+"""`manage.py serve`: the whole controller in one process (daphne + background work)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import sys
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger("linkray.serve")
+
+
+class Command(BaseCommand):
+    help = "Run LinkRay: apply migrations, then serve chargers, the CSMS relay and the web page."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+        parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks one)")
+
+    def handle(self, *args, host: str, port: int, **options):
+        if not 0 <= port <= 65535:
+            raise CommandError(f"--port {port}: expected 0-65535")
+        call_command("migrate", interactive=False, verbosity=0)
+        ensure_initial_admin(self.stdout)
+
+        # daphne installs Twisted's asyncio reactor when imported; nothing before this line may
+        # import twisted.internet.reactor.
+        from daphne.server import Server
+        from twisted.internet import reactor
+
+        from channels.routing import get_default_application
+
+        interface = host.replace(":", r"\:")
+        server = Server(
+            get_default_application(),
+            endpoints=[f"tcp:port={port}:interface={interface}"],
+            signal_handlers=True,
+            # Chargers stay connected for weeks: no maximum connection time.
+            websocket_timeout=-1,
+            websocket_connect_timeout=settings.LINKRAY_CSMS_CONNECT_TIMEOUT_S + 10,
+            ping_interval=settings.LINKRAY_CHARGER_PING_INTERVAL_S,
+            ping_timeout=settings.LINKRAY_CHARGER_PING_INTERVAL_S * 2,
+            # Above LinkRay's own limit, so an oversized frame reaches the gateway and is
+            # refused there with a clear log line instead of a silent disconnect.
+            websocket_max_message_size=settings.LINKRAY_MAX_FRAME_BYTES * 4,
+            websocket_max_frame_size=settings.LINKRAY_MAX_FRAME_BYTES * 4,
+            ready_callable=lambda: _on_ready(server, host),
+            verbosity=0,
+        )
+        reactor.addSystemEventTrigger("before", "shutdown", _before_shutdown)
+        server.run()
+
+
+def _on_ready(server, host: str) -> None:
+    for address in server.listening_addresses:
+        actual_port = address[1]
+        logger.info(
+            "linkray_listening host=%s port=%s embedded=%s csms_url=%s",
+            host,
+            actual_port,
+            settings.LINKRAY_EMBEDDED,
+            settings.LINKRAY_CSMS_URL or "-",
+        )
+        print(f"LinkRay listening on http://{host}:{actual_port}/ (chargers: ws://{host}:{actual_port}/ocpp/<chargeBoxId>)", flush=True)
+    from twisted.internet import reactor
+
+    reactor.callWhenRunning(_start_background)
+
+
+def _start_background() -> None:
+    from gateway.runtime import runtime
+
+    runtime.ensure_started()
+    if settings.LINKRAY_EMBEDDED:
+        for path in settings.LINKRAY_EMBEDDED_TASKS:
+            asyncio.ensure_future(_supervise(path))
+
+
+async def _supervise(path: str) -> None:
+    """Run one background coroutine; if it dies, log and restart it after a pause."""
+    target = import_string(path)
+    while True:
+        try:
+            await target()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("background_task_failed task=%s", path)
+            await asyncio.sleep(5)
+
+
+def _before_shutdown():
+    from twisted.internet.defer import Deferred
+
+    from gateway.runtime import runtime
+
+    return Deferred.fromFuture(asyncio.ensure_future(runtime.shutdown()))
+
+
+def ensure_initial_admin(stdout) -> None:
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    if User.objects.filter(is_superuser=True).exists():
+        return
+    password = settings.LINKRAY_ADMIN_PASSWORD or secrets.token_urlsafe(12)
+    User.objects.create_superuser("admin", "", password)
+    if not settings.LINKRAY_ADMIN_PASSWORD:
+        path = settings.DATA_DIR / "initial_admin_password"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(password + "\n")
+        stdout.write(f"Created user 'admin'; its password is in {path}\n")
+    sys.stdout.flush()

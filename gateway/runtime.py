@@ -1,0 +1,112 @@
+"""Per-process gateway runtime: the sessions of the chargers connected to this process, the
+journal buffer, and the flusher that writes both to the database in batches.
+
+One instance per server process (`runtime`). Consumers register their sessions here; code in
+the same process reaches a charger through it, code in other processes through the channel
+layer (gateway.commands).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from gateway import observe, services
+from gateway.journal import JournalBuffer, prune_journal, write_journal_entries
+
+logger = logging.getLogger(__name__)
+
+
+class GatewayRuntime:
+    def __init__(self):
+        self.sessions: dict = {}
+        self.journal = JournalBuffer(settings.LINKRAY_JOURNAL_BUFFER_MAX)
+        self._dirty: dict[str, object] = {}
+        self._effects: list[tuple[str, observe.Effect]] = []
+        self._flusher: asyncio.Task | None = None
+        self._flush_lock: asyncio.Lock | None = None
+        self._reported_drops = 0
+
+    # --- SessionHooks ----------------------------------------------------------------------
+
+    def state_changed(self, session) -> None:
+        self._dirty[session.charge_box_id] = session
+
+    def effects(self, session, effects: list[observe.Effect]) -> None:
+        self._effects.extend((session.charge_box_id, effect) for effect in effects)
+
+    # --- sessions --------------------------------------------------------------------------
+
+    def register(self, session) -> object | None:
+        """Make `session` the charger's; returns the session it replaces, if any."""
+        self.ensure_started()
+        previous = self.sessions.get(session.charge_box_id)
+        self.sessions[session.charge_box_id] = session
+        return previous
+
+    def unregister(self, session) -> None:
+        if self.sessions.get(session.charge_box_id) is session:
+            del self.sessions[session.charge_box_id]
+
+    # --- flushing --------------------------------------------------------------------------
+
+    def ensure_started(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flush_lock = asyncio.Lock()
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_forever(), name="gateway-flusher")
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(min(settings.LINKRAY_JOURNAL_FLUSH_INTERVAL_S, settings.LINKRAY_STATE_FLUSH_INTERVAL_S))
+            try:
+                await self.flush()
+            except Exception:
+                # The database may be briefly locked or gone; the buffers keep their bound and
+                # the next round tries again.
+                logger.exception("gateway_flush_failed")
+
+    async def flush(self) -> None:
+        """Write the journal buffer, changed charger states and their effects."""
+        if self._flush_lock is None:
+            self._flush_lock = asyncio.Lock()
+        async with self._flush_lock:
+            entries = self.journal.take()
+            dirty, self._dirty = self._dirty, {}
+            effects, self._effects = self._effects, []
+            states = [session.state for session in dirty.values()]
+            if self.journal.dropped != self._reported_drops:
+                logger.warning("journal_entries_dropped total=%d", self.journal.dropped)
+                self._reported_drops = self.journal.dropped
+            if entries:
+                await database_sync_to_async(write_journal_entries)(entries)
+            if states or effects:
+                await database_sync_to_async(services.save_charger_states)(states, effects)
+
+    async def shutdown(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        for session in list(self.sessions.values()):
+            try:
+                await session.close()
+            except Exception:
+                logger.exception("session_close_failed charge_box_id=%s", session.charge_box_id)
+        await self.flush()
+
+
+runtime = GatewayRuntime()
+
+
+async def run_journal_pruning() -> None:
+    """Embedded default: prune the journal hourly (Celery beat does it in scale-out)."""
+    while True:
+        try:
+            await database_sync_to_async(prune_journal)(
+                datetime.now(UTC), settings.LINKRAY_JOURNAL_RETENTION_DAYS, settings.LINKRAY_JOURNAL_MAX_ROWS
+            )
+        except Exception:
+            logger.exception("journal_prune_failed")
+        await asyncio.sleep(3600)

@@ -1,0 +1,100 @@
+"""Database writes for the gateway. Synchronous: callers on the event loop use
+database_sync_to_async, and never per frame (the runtime batches)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+
+from gateway import observe
+from gateway.models import Charger, GatewaySettings, TransactionRecord
+from gateway.state import ChargerState
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionDecision:
+    accepted: bool
+    reason: str = ""
+    upstream_url: str = ""
+    state: ChargerState | None = None
+
+
+def admit_charger(charge_box_id: str, now: datetime) -> ConnectionDecision:
+    """A charger opened its socket: known chargers are admitted, unknown ones per site policy."""
+    charger = Charger.objects.filter(charge_box_id=charge_box_id).first()
+    if charger is None:
+        if not GatewaySettings.load().accept_unknown_chargers:
+            return ConnectionDecision(False, "unknown charge box id and the site refuses unknown chargers")
+        charger, _ = Charger.objects.get_or_create(charge_box_id=charge_box_id)
+    state = ChargerState.from_dict(charger.state) if charger.state else ChargerState(charge_box_id)
+    state.charge_box_id = charge_box_id
+    Charger.objects.filter(pk=charger.pk).update(
+        charger_connected=True, charger_connected_at=now, last_seen_at=now
+    )
+    return ConnectionDecision(True, "", charger.upstream_url, state)
+
+
+def record_charger_gone(charge_box_id: str, state: ChargerState, now: datetime) -> None:
+    Charger.objects.filter(charge_box_id=charge_box_id).update(
+        charger_connected=False,
+        charger_disconnected_at=now,
+        csms_state=Charger.CsmsState.CLOSED,
+        csms_down_since=None,
+        state=state.to_dict(),
+    )
+
+
+def save_charger_states(states: list[ChargerState], effects: list[tuple[str, observe.Effect]]) -> None:
+    """Write the live model of every changed charger, and what its traffic implied, at once."""
+    with transaction.atomic():
+        for state in states:
+            Charger.objects.filter(charge_box_id=state.charge_box_id).update(
+                vendor=state.vendor[:100],
+                model=state.model[:100],
+                serial_number=state.serial_number[:100],
+                firmware_version=state.firmware_version[:100],
+                csms_state=state.csms_state,
+                csms_down_since=state.csms_down_since,
+                last_seen_at=state.last_seen_at,
+                state=state.to_dict(),
+            )
+        for charge_box_id, effect in effects:
+            _apply_effect(charge_box_id, effect)
+
+
+def _apply_effect(charge_box_id: str, effect: observe.Effect) -> None:
+    if isinstance(effect, observe.TransactionStarted):
+        charger = Charger.objects.filter(charge_box_id=charge_box_id).first()
+        if charger is None:
+            return
+        tx = effect.transaction
+        TransactionRecord.objects.update_or_create(
+            charger=charger,
+            transaction_id=tx.transaction_id,
+            defaults={
+                "connector_id": tx.connector_id,
+                "csms_transaction_id": tx.csms_transaction_id,
+                "id_tag": tx.id_tag[:20],
+                "id_tag_status": tx.id_tag_status[:20],
+                "meter_start_wh": tx.meter_start_wh,
+                "started_at": tx.started_at,
+            },
+        )
+    elif isinstance(effect, observe.TransactionStopped):
+        TransactionRecord.objects.filter(
+            charger__charge_box_id=charge_box_id, transaction_id=effect.transaction_id
+        ).update(meter_stop_wh=effect.meter_stop_wh, stopped_at=effect.stopped_at, stop_reason=effect.reason[:32])
+    else:
+        _apply_offline_effect(charge_box_id, effect)
+
+
+def _apply_offline_effect(charge_box_id: str, effect: observe.Effect) -> None:
+    # Authorization cache and key changes belong to offline continuity (gateway.offline_store).
+    from gateway import offline_store
+
+    offline_store.apply_effect(charge_box_id, effect)

@@ -1,0 +1,501 @@
+"""One charger's relay: the charger leg, the CSMS leg, and LinkRay's own CALLs between them.
+
+Django-free asyncio. The consumer hands it the charger leg and feeds it frames; the session
+forwards every frame unchanged (except transaction ids it must map, see offline.py) and keeps
+the ChargerState up to date from the exchanges it sees.
+
+Towards the charger there is one outstanding CALL at a time (OCPP-J §4.1.1), shared by the
+CSMS and LinkRay: whichever CALL is waiting holds the others back until it is answered or has
+timed out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+import secrets
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from gateway import observe
+from gateway.frames import (
+    CALL,
+    CALLERROR,
+    CALLRESULT,
+    Call,
+    CallError,
+    CallResult,
+    FrameError,
+    build_call,
+    build_call_error,
+    parse_frame,
+)
+from gateway.state import ChargerState
+
+logger = logging.getLogger(__name__)
+
+# Journal directions.
+CHARGER_TO_CSMS = "charger>csms"
+CSMS_TO_CHARGER = "csms>charger"
+LINKRAY_TO_CHARGER = "linkray>charger"
+CHARGER_TO_LINKRAY = "charger>linkray"
+LINKRAY_TO_CSMS = "linkray>csms"
+CSMS_TO_LINKRAY = "csms>linkray"
+
+# Charger CALLs whose payload feeds the model at request time, and exchanges observed once the
+# answer is in. Everything else is relayed without parsing its payload.
+_OBSERVED_CHARGER_CALLS = frozenset({"StatusNotification", "MeterValues"})
+_OBSERVED_CHARGER_EXCHANGES = frozenset({"BootNotification", "Authorize", "StartTransaction", "StopTransaction"})
+_OBSERVED_CSMS_EXCHANGES = frozenset({"SetChargingProfile", "ClearChargingProfile", "ChangeConfiguration"})
+
+# The head of a well-formed frame: message type, unique id and (for a CALL) action. Reading
+# only the head keeps frames nobody needs to understand (Heartbeat, DataTransfer, their
+# answers) from being parsed at all.
+_HEAD = re.compile(r'\s*\[\s*([234])\s*,\s*"([^"\\]{0,36})"\s*(?:,\s*"([A-Za-z0-9_.-]{1,64})"\s*,)?')
+
+
+class ChargerLeg(Protocol):
+    async def send_frame(self, raw: str | bytes) -> None: ...
+
+    async def close(self, code: int = 1000) -> None: ...
+
+
+class Journal(Protocol):
+    def record(
+        self,
+        direction: str,
+        charge_box_id: str,
+        message_type: int | None,
+        unique_id: str | None,
+        action: str | None,
+        raw: str | bytes,
+    ) -> None: ...
+
+
+class SessionHooks(Protocol):
+    """What the session asks of its persistence adapter. Must not block."""
+
+    def state_changed(self, session: ChargerSession) -> None: ...
+
+    def effects(self, session: ChargerSession, effects: list[observe.Effect]) -> None: ...
+
+
+class CommandError(Exception):
+    """A LinkRay CALL to a charger did not get a CALLRESULT."""
+
+
+class ChargerNotConnected(CommandError):
+    pass
+
+
+class CallTimedOut(CommandError):
+    pass
+
+
+class CallErrorReceived(CommandError):
+    def __init__(self, error_code: str, description: str, details: dict[str, Any]):
+        super().__init__(f"{error_code}: {description}")
+        self.error_code = error_code
+        self.description = description
+        self.details = details
+
+
+@dataclass(slots=True)
+class _Outbound:
+    """A CALL waiting for, or holding, the slot towards the charger."""
+
+    origin: str  # "csms" or "linkray"
+    call: Call | None  # parsed CALL (LinkRay's own, or a CSMS CALL we observe)
+    unique_id: str
+    action: str
+    raw: str | bytes
+    timeout_s: float
+    future: asyncio.Future | None = None
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A charger CALL forwarded to the CSMS, waiting for its answer."""
+
+    action: str
+    call: Call | None
+    raw: str | bytes
+    sent_at: float = 0.0
+
+
+@dataclass
+class SessionConfig:
+    call_timeout_s: float = 30.0
+    max_frame_bytes: int = 256 * 1024
+    pending_limit: int = 16
+
+
+def frame_head(raw: str | bytes) -> tuple[int, str, str | None] | None:
+    """(message type, unique id, action) read from the frame's head, or None if unreadable."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw[:200].decode("utf-8", errors="strict")
+        except UnicodeDecodeError:
+            return None
+    match = _HEAD.match(raw)
+    if match is None:
+        return None
+    return int(match.group(1)), match.group(2), match.group(3)
+
+
+class ChargerSession:
+    def __init__(
+        self,
+        charge_box_id: str,
+        charger: ChargerLeg,
+        *,
+        journal: Journal,
+        hooks: SessionHooks,
+        config: SessionConfig,
+        state: ChargerState | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.charge_box_id = charge_box_id
+        self.state = state or ChargerState(charge_box_id)
+        self.config = config
+        self._charger = charger
+        self._journal = journal
+        self._hooks = hooks
+        self._clock = clock
+        self._loop = asyncio.get_running_loop()
+        self.upstream = None  # set by attach_upstream(); None = no CSMS configured
+        self.offline = None  # set by attach_offline(); serves chargers while the CSMS is away
+        # Towards the charger: the one outstanding CALL, and those waiting for it.
+        self._slot: _Outbound | None = None
+        self._queue: deque[_Outbound] = deque()
+        # CSMS CALLs that timed out at the charger: a late answer still goes back to the CSMS.
+        self._late_csms_ids: deque[str] = deque(maxlen=8)
+        # Towards the CSMS: charger CALLs waiting for the CSMS's answer.
+        self._pending: dict[str, _Pending] = {}
+        self._own_ids = itertools.count(1)
+        self._own_prefix = "lr-" + secrets.token_hex(4) + "-"
+        self.closed = False
+
+    # --- wiring ----------------------------------------------------------------------------
+
+    def attach_upstream(self, upstream) -> None:
+        self.upstream = upstream
+
+    def attach_offline(self, offline) -> None:
+        self.offline = offline
+
+    @property
+    def relaying_live(self) -> bool:
+        """Charger CALLs go straight to the CSMS (no outage, nothing waiting for replay)."""
+        return (
+            self.upstream is not None
+            and self.upstream.connected
+            and (self.offline is None or not self.offline.holds_traffic)
+        )
+
+    # --- frames from the charger -----------------------------------------------------------
+
+    async def on_charger_frame(self, raw: str | bytes) -> None:
+        if len(raw) > self.config.max_frame_bytes:
+            await self._refuse_oversized(raw)
+            return
+        head = frame_head(raw)
+        if head is None:
+            await self._charger_unparsed(raw)
+            return
+        message_type, unique_id, action = head
+        if message_type == CALL:
+            await self._charger_call(raw, unique_id, action)
+        else:
+            await self._charger_answer(raw, message_type, unique_id)
+
+    async def _charger_call(self, raw: str | bytes, unique_id: str, action: str | None) -> None:
+        call = None
+        if action is None or action in _OBSERVED_CHARGER_CALLS or action in _OBSERVED_CHARGER_EXCHANGES or (
+            self.offline is not None and self.offline.needs_parsed(action, self)
+        ):
+            call = self._parse(raw, CHARGER_TO_CSMS)
+            if call is None or not isinstance(call, Call):
+                await self._charger_unparsed(raw)
+                return
+            action = call.action
+        if call is not None and action in _OBSERVED_CHARGER_CALLS:
+            self._observe(observe.observe_charger_call, call)
+        else:
+            self.state.last_seen_at = self._clock()
+        if not self.relaying_live:
+            if self.offline is not None:
+                await self.offline.on_charger_call(self, raw, call, unique_id, action)
+            else:
+                self._journal.record(CHARGER_TO_CSMS, self.charge_box_id, CALL, unique_id, action, raw)
+                logger.warning("csms_unavailable_call_dropped charge_box_id=%s action=%s", self.charge_box_id, action)
+            return
+        if self.offline is not None and call is not None:
+            raw = self.offline.rewrite_to_csms(self, call)
+        self._remember_pending(unique_id, _Pending(action, call, raw, self._loop.time()))
+        self._journal.record(CHARGER_TO_CSMS, self.charge_box_id, CALL, unique_id, action, raw)
+        if not await self.upstream.send(raw):
+            # The leg dropped under us: the CALL is now the outage's to handle.
+            self._pending.pop(unique_id, None)
+            if self.offline is not None:
+                await self.offline.on_charger_call(self, raw, call or self._parse(raw, None), unique_id, action, journal=False)
+
+    def _remember_pending(self, unique_id: str, pending: _Pending) -> None:
+        # A well-behaved charger has one CALL in flight; a misbehaving one must not grow this.
+        if len(self._pending) >= self.config.pending_limit:
+            oldest = next(iter(self._pending))
+            del self._pending[oldest]
+            logger.warning("charger_calls_unanswered charge_box_id=%s dropped_unique_id=%s", self.charge_box_id, oldest)
+        self._pending[unique_id] = pending
+
+    async def _charger_answer(self, raw: str | bytes, message_type: int, unique_id: str) -> None:
+        slot = self._slot
+        if slot is not None and slot.unique_id == unique_id:
+            self._release_slot(slot)
+            if slot.origin == "linkray":
+                self._journal.record(CHARGER_TO_LINKRAY, self.charge_box_id, message_type, unique_id, slot.action, raw)
+                self._resolve_own(slot, raw)
+            else:
+                self._journal.record(CHARGER_TO_CSMS, self.charge_box_id, message_type, unique_id, slot.action, raw)
+                if slot.call is not None and slot.action in _OBSERVED_CSMS_EXCHANGES:
+                    answer = self._parse(raw, None)
+                    if isinstance(answer, CallResult | CallError):
+                        self._observe(observe.observe_csms_exchange, slot.call, answer)
+                await self._to_csms(raw, slot.action)
+            await self._pump()
+            return
+        if unique_id.startswith(self._own_prefix):
+            self._journal.record(CHARGER_TO_LINKRAY, self.charge_box_id, message_type, unique_id, None, raw)
+            logger.info("late_answer_dropped charge_box_id=%s unique_id=%s", self.charge_box_id, unique_id)
+            return
+        # A late answer to a CSMS CALL that timed out here, or one we never saw: the CSMS is
+        # the only party that can make sense of it.
+        self._journal.record(CHARGER_TO_CSMS, self.charge_box_id, message_type, unique_id, None, raw)
+        await self._to_csms(raw, None)
+
+    async def _to_csms(self, raw: str | bytes, action: str | None) -> None:
+        if self.upstream is None or not self.upstream.connected:
+            logger.info("answer_for_absent_csms_dropped charge_box_id=%s action=%s", self.charge_box_id, action)
+            return
+        await self.upstream.send(raw)
+
+    async def _charger_unparsed(self, raw: str | bytes) -> None:
+        # Not understood, still relayed: the CSMS decides what to make of it.
+        self._journal.record(CHARGER_TO_CSMS, self.charge_box_id, None, None, None, raw)
+        logger.warning("frame_unparsed charge_box_id=%s direction=charger frame=%.120r", self.charge_box_id, raw)
+        await self._to_csms(raw, None)
+
+    async def _refuse_oversized(self, raw: str | bytes) -> None:
+        head = frame_head(raw[:200])
+        logger.warning(
+            "frame_rejected charge_box_id=%s code=FormationViolation reason=oversized size=%d limit=%d",
+            self.charge_box_id,
+            len(raw),
+            self.config.max_frame_bytes,
+        )
+        if head is not None and head[0] == CALL:
+            error = build_call_error(
+                head[1], "FormationViolation", f"frame of {len(raw)} bytes exceeds {self.config.max_frame_bytes}"
+            )
+            self._journal.record(LINKRAY_TO_CHARGER, self.charge_box_id, CALLERROR, head[1], head[2], error.raw)
+            await self._charger.send_frame(error.raw)
+
+    # --- frames from the CSMS --------------------------------------------------------------
+
+    async def on_csms_frame(self, raw: str | bytes) -> None:
+        if len(raw) > self.config.max_frame_bytes:
+            logger.warning(
+                "frame_rejected charge_box_id=%s code=FormationViolation reason=oversized direction=csms size=%d",
+                self.charge_box_id,
+                len(raw),
+            )
+            return
+        head = frame_head(raw)
+        if head is None:
+            self._journal.record(CSMS_TO_CHARGER, self.charge_box_id, None, None, None, raw)
+            logger.warning("frame_unparsed charge_box_id=%s direction=csms frame=%.120r", self.charge_box_id, raw)
+            await self._charger.send_frame(raw)
+            return
+        message_type, unique_id, action = head
+        if message_type == CALL:
+            await self._csms_call(raw, unique_id, action)
+            return
+        if self.offline is not None and self.offline.claims_answer(unique_id):
+            self._journal.record(CSMS_TO_LINKRAY, self.charge_box_id, message_type, unique_id, None, raw)
+            await self.offline.on_csms_answer(self, raw, unique_id)
+            return
+        pending = self._pending.pop(unique_id, None)
+        self._journal.record(
+            CSMS_TO_CHARGER, self.charge_box_id, message_type, unique_id, pending.action if pending else None, raw
+        )
+        if pending is not None and pending.call is not None and pending.action in _OBSERVED_CHARGER_EXCHANGES:
+            answer = self._parse(raw, None)
+            if isinstance(answer, CallResult | CallError):
+                self._observe(observe.observe_charger_exchange, pending.call, answer)
+        await self._charger.send_frame(raw)
+
+    async def _csms_call(self, raw: str | bytes, unique_id: str, action: str | None) -> None:
+        call = None
+        if action is None or action in _OBSERVED_CSMS_EXCHANGES or (
+            self.offline is not None and self.offline.maps_transactions(action, self)
+        ):
+            parsed = self._parse(raw, CSMS_TO_CHARGER)
+            if isinstance(parsed, Call):
+                call = parsed
+                action = call.action
+                if self.offline is not None:
+                    raw = self.offline.rewrite_to_charger(self, call)
+        outbound = _Outbound("csms", call, unique_id, action or "?", raw, self.config.call_timeout_s)
+        if self._slot is None and not self._queue:
+            await self._send_outbound(outbound)
+        else:
+            self._queue.append(outbound)
+
+    # --- LinkRay's own CALLs ---------------------------------------------------------------
+
+    async def call(self, action: str, payload: dict[str, Any], *, timeout_s: float | None = None) -> dict[str, Any]:
+        """Send a CALL of LinkRay's own to the charger and return the CALLRESULT payload.
+
+        Raises CallErrorReceived, CallTimedOut or ChargerNotConnected. The answer never
+        reaches the CSMS.
+        """
+        if self.closed:
+            raise ChargerNotConnected(self.charge_box_id)
+        unique_id = f"{self._own_prefix}{next(self._own_ids)}"
+        call = build_call(unique_id, action, payload)
+        outbound = _Outbound(
+            "linkray",
+            call,
+            unique_id,
+            action,
+            call.raw,
+            timeout_s or self.config.call_timeout_s,
+            future=self._loop.create_future(),
+        )
+        if self._slot is None and not self._queue:
+            await self._send_outbound(outbound)
+        else:
+            self._queue.append(outbound)
+        return await outbound.future
+
+    # --- the slot towards the charger ------------------------------------------------------
+
+    async def _send_outbound(self, outbound: _Outbound) -> None:
+        self._slot = outbound
+        outbound.timer = self._loop.call_later(outbound.timeout_s, self._slot_timed_out, outbound)
+        direction = LINKRAY_TO_CHARGER if outbound.origin == "linkray" else CSMS_TO_CHARGER
+        self._journal.record(direction, self.charge_box_id, CALL, outbound.unique_id, outbound.action, outbound.raw)
+        await self._charger.send_frame(outbound.raw)
+
+    async def _pump(self) -> None:
+        while self._slot is None and self._queue and not self.closed:
+            await self._send_outbound(self._queue.popleft())
+
+    def _release_slot(self, outbound: _Outbound) -> None:
+        if outbound.timer is not None:
+            outbound.timer.cancel()
+        if self._slot is outbound:
+            self._slot = None
+
+    def _slot_timed_out(self, outbound: _Outbound) -> None:
+        if self._slot is not outbound:
+            return
+        self._slot = None
+        logger.warning(
+            "call_timed_out charge_box_id=%s origin=%s action=%s unique_id=%s",
+            self.charge_box_id,
+            outbound.origin,
+            outbound.action,
+            outbound.unique_id,
+        )
+        if outbound.future is not None and not outbound.future.done():
+            outbound.future.set_exception(CallTimedOut(f"{outbound.action} to {self.charge_box_id}"))
+        elif outbound.origin == "csms":
+            self._late_csms_ids.append(outbound.unique_id)
+        if self._queue:
+            asyncio.ensure_future(self._pump())
+
+    def _resolve_own(self, outbound: _Outbound, raw: str | bytes) -> None:
+        future = outbound.future
+        if future is None or future.done():
+            return
+        answer = self._parse(raw, None)
+        if isinstance(answer, CallResult):
+            future.set_result(answer.payload)
+        elif isinstance(answer, CallError):
+            future.set_exception(CallErrorReceived(answer.error_code, answer.error_description, answer.error_details))
+        else:
+            future.set_exception(CallErrorReceived("FormationViolation", "charger answered with an unreadable frame", {}))
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """The charger is gone: fail LinkRay's waiting CALLs and close the CSMS leg."""
+        if self.closed:
+            return
+        self.closed = True
+        outbounds = ([self._slot] if self._slot else []) + list(self._queue)
+        self._slot = None
+        self._queue.clear()
+        for outbound in outbounds:
+            if outbound.timer is not None:
+                outbound.timer.cancel()
+            if outbound.future is not None and not outbound.future.done():
+                outbound.future.set_exception(ChargerNotConnected(self.charge_box_id))
+        if self.offline is not None:
+            await self.offline.on_session_closed(self)
+        if self.upstream is not None:
+            await self.upstream.close()
+
+    async def close_charger_leg(self, code: int = 1000) -> None:
+        await self._charger.close(code)
+
+    async def csms_down(self, reason: str) -> None:
+        """The CSMS leg dropped; charger CALLs still waiting for it become the outage's."""
+        pending, self._pending = self._pending, {}
+        if self.offline is not None:
+            await self.offline.on_csms_down(self, list(pending.items()))
+        elif pending:
+            logger.warning("csms_answers_lost charge_box_id=%s count=%d", self.charge_box_id, len(pending))
+
+    async def csms_up(self) -> None:
+        if self.offline is not None:
+            await self.offline.on_csms_up(self)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    async def send_to_charger(self, direction: str, message_type: int, unique_id: str, action: str | None, raw: str) -> None:
+        self._journal.record(direction, self.charge_box_id, message_type, unique_id, action, raw)
+        await self._charger.send_frame(raw)
+
+    def observe_exchange(self, call: Call, answer: CallResult | CallError) -> None:
+        self._observe(observe.observe_charger_exchange, call, answer)
+
+    def _observe(self, observer, *args) -> None:
+        try:
+            effects = observer(self.state, *args, self._clock())
+        except Exception:
+            # The model learns from traffic but must never stand in its way.
+            logger.exception("observe_failed charge_box_id=%s", self.charge_box_id)
+            return
+        self._hooks.state_changed(self)
+        if effects:
+            self._hooks.effects(self, effects)
+
+    def _parse(self, raw: str | bytes, direction: str | None):
+        try:
+            return parse_frame(raw)
+        except FrameError as error:
+            logger.warning(
+                "frame_unparsed charge_box_id=%s code=%s reason=%s", self.charge_box_id, error.code, error.reason
+            )
+            return None
+
+    def now(self) -> datetime:
+        return self._clock()

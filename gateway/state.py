@@ -1,0 +1,174 @@
+"""The live model of one charger, built from the frames LinkRay relays.
+
+Pure data: no Django, no I/O. Serialises to plain JSON-able dicts so the persistence adapter can
+store a snapshot without knowing the shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(slots=True)
+class Phases:
+    l1: float | None = None
+    l2: float | None = None
+    l3: float | None = None
+
+    def as_tuple(self) -> tuple[float | None, float | None, float | None]:
+        return (self.l1, self.l2, self.l3)
+
+
+@dataclass(slots=True)
+class MeterSnapshot:
+    """Latest metered values of one connector (connector 0: the whole charger)."""
+
+    current_a: Phases = field(default_factory=Phases)
+    voltage_v: Phases = field(default_factory=Phases)
+    power_w: float | None = None
+    energy_wh: float | None = None
+    offered_current_a: float | None = None
+    soc_percent: float | None = None
+    measured_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class ConnectorState:
+    connector_id: int
+    status: str = "Unknown"
+    error_code: str = "NoError"
+    info: str = ""
+    vendor_error_code: str = ""
+    status_at: datetime | None = None
+    meter: MeterSnapshot = field(default_factory=MeterSnapshot)
+
+
+@dataclass(slots=True)
+class Transaction:
+    """An open transaction. `transaction_id` is the id the charger uses; `csms_transaction_id`
+    is the back office's id (the same unless the transaction started while the CSMS was away)."""
+
+    transaction_id: int
+    connector_id: int
+    id_tag: str
+    meter_start_wh: int
+    started_at: datetime | None
+    csms_transaction_id: int | None = None
+    id_tag_status: str = "Accepted"
+
+
+@dataclass(slots=True)
+class InstalledProfile:
+    """A charging profile the CSMS installed and the charger accepted."""
+
+    connector_id: int
+    charging_profile_id: int
+    stack_level: int
+    purpose: str
+    transaction_id: int | None
+    profile: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ChargerState:
+    charge_box_id: str
+    vendor: str = ""
+    model: str = ""
+    serial_number: str = ""
+    firmware_version: str = ""
+    boot: dict[str, Any] = field(default_factory=dict)
+    boot_status: str = ""
+    heartbeat_interval_s: int | None = None
+    last_boot_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    charger_connected: bool = False
+    csms_state: str = "down"
+    csms_down_since: datetime | None = None
+    connectors: dict[int, ConnectorState] = field(default_factory=dict)
+    transactions: dict[int, Transaction] = field(default_factory=dict)
+    csms_profiles: list[InstalledProfile] = field(default_factory=list)
+
+    def connector(self, connector_id: int) -> ConnectorState:
+        existing = self.connectors.get(connector_id)
+        if existing is None:
+            existing = self.connectors[connector_id] = ConnectorState(connector_id)
+        return existing
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return _jsonable(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChargerState:
+        state = cls(charge_box_id=data["charge_box_id"])
+        for name in (
+            "vendor",
+            "model",
+            "serial_number",
+            "firmware_version",
+            "boot",
+            "boot_status",
+            "heartbeat_interval_s",
+            "charger_connected",
+            "csms_state",
+        ):
+            if name in data:
+                setattr(state, name, data[name])
+        for name in ("last_boot_at", "last_seen_at", "csms_down_since"):
+            setattr(state, name, _parse_dt(data.get(name)))
+        for raw in (data.get("connectors") or {}).values():
+            meter = raw.get("meter") or {}
+            state.connectors[int(raw["connector_id"])] = ConnectorState(
+                connector_id=int(raw["connector_id"]),
+                status=raw.get("status", "Unknown"),
+                error_code=raw.get("error_code", "NoError"),
+                info=raw.get("info", ""),
+                vendor_error_code=raw.get("vendor_error_code", ""),
+                status_at=_parse_dt(raw.get("status_at")),
+                meter=MeterSnapshot(
+                    current_a=Phases(**(meter.get("current_a") or {})),
+                    voltage_v=Phases(**(meter.get("voltage_v") or {})),
+                    power_w=meter.get("power_w"),
+                    energy_wh=meter.get("energy_wh"),
+                    offered_current_a=meter.get("offered_current_a"),
+                    soc_percent=meter.get("soc_percent"),
+                    measured_at=_parse_dt(meter.get("measured_at")),
+                ),
+            )
+        for raw in (data.get("transactions") or {}).values():
+            transaction = Transaction(
+                transaction_id=int(raw["transaction_id"]),
+                connector_id=int(raw["connector_id"]),
+                id_tag=raw.get("id_tag", ""),
+                meter_start_wh=int(raw.get("meter_start_wh") or 0),
+                started_at=_parse_dt(raw.get("started_at")),
+                csms_transaction_id=raw.get("csms_transaction_id"),
+                id_tag_status=raw.get("id_tag_status", "Accepted"),
+            )
+            state.transactions[transaction.transaction_id] = transaction
+        for raw in data.get("csms_profiles") or []:
+            state.csms_profiles.append(InstalledProfile(**raw))
+        return state
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def _parse_dt(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None

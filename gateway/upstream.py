@@ -1,0 +1,212 @@
+"""The CSMS leg of one charger: a websocket client that reconnects with backoff and jitter.
+
+Django-free asyncio. The session owns one UpstreamLink and is told about every frame and every
+change of state through callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from urllib.parse import quote
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
+
+logger = logging.getLogger(__name__)
+
+OCPP16 = Subprotocol("ocpp1.6")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    url: str  # the full URL of this charger on the CSMS
+    authorization: str | None = None  # the charger's Authorization header, unchanged
+    ca_bundle: str = ""
+    compression: bool = False
+    connect_timeout_s: float = 10.0
+    ping_interval_s: float = 30.0
+    max_frame_bytes: int = 256 * 1024
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 60.0
+
+
+def charger_url(base_url: str, raw_charge_box_id: str) -> str:
+    """<CSMS base URL>/<chargeBoxId>; the id keeps the escaping the charger used."""
+    return base_url.rstrip("/") + "/" + raw_charge_box_id
+
+
+def escape_charge_box_id(charge_box_id: str) -> str:
+    return quote(charge_box_id, safe="-._~:@!$&'()*+,;=")
+
+
+class UpstreamRejected(Exception):
+    """The CSMS answered the handshake with an HTTP error (bad credentials, unknown charger)."""
+
+    def __init__(self, status: int):
+        super().__init__(f"CSMS refused the connection with HTTP {status}")
+        self.status = status
+
+
+def backoff_delays(minimum_s: float, maximum_s: float, rng: random.Random):
+    """Exponential backoff with full jitter, so a site's chargers do not reconnect in step."""
+    attempt = 0
+    while True:
+        ceiling = min(maximum_s, minimum_s * (2**attempt))
+        yield rng.uniform(minimum_s / 2, ceiling)
+        attempt = min(attempt + 1, 30)
+
+
+class UpstreamLink:
+    def __init__(
+        self,
+        config: UpstreamConfig,
+        on_frame: Callable[[str | bytes], Awaitable[None]],
+        on_up: Callable[[], Awaitable[None]],
+        on_down: Callable[[str], Awaitable[None]],
+        charge_box_id: str,
+    ):
+        self.config = config
+        self._on_frame = on_frame
+        self._on_up = on_up
+        self._on_down = on_down
+        self._charge_box_id = charge_box_id
+        self._connection: ClientConnection | None = None
+        self._reader: asyncio.Task | None = None
+        self._reconnector: asyncio.Task | None = None
+        self._closed = False
+        self._rng = random.Random()
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None
+
+    async def connect(self, *, start_reading: bool = True) -> None:
+        """Open the leg once. Raises UpstreamRejected or OSError/TimeoutError-like errors.
+
+        With start_reading=False, frames wait in the connection until start_reading(): the
+        charger leg must be open before the CSMS's first CALL is relayed."""
+        config = self.config
+        headers = []
+        if config.authorization is not None:
+            headers.append(("Authorization", config.authorization))
+        ssl_context = None
+        if config.url.startswith("wss://"):
+            ssl_context = ssl.create_default_context(cafile=config.ca_bundle or None)
+        try:
+            connection = await connect(
+                config.url,
+                subprotocols=[OCPP16],
+                additional_headers=headers,
+                compression="deflate" if config.compression else None,
+                open_timeout=config.connect_timeout_s,
+                ping_interval=config.ping_interval_s or None,
+                ping_timeout=config.ping_interval_s or None,
+                close_timeout=2,
+                max_size=config.max_frame_bytes * 4,
+                max_queue=64,
+                ssl=ssl_context,
+                proxy=None,
+                user_agent_header=None,
+            )
+        except InvalidStatus as error:
+            raise UpstreamRejected(error.response.status_code) from None
+        if self._closed:
+            await connection.close()
+            raise ConnectionError("link closed while connecting")
+        if connection.subprotocol != OCPP16:
+            logger.warning(
+                "csms_subprotocol_missing charge_box_id=%s subprotocol=%s",
+                self._charge_box_id,
+                connection.subprotocol,
+            )
+        self._connection = connection
+        if start_reading:
+            self.start_reading()
+        logger.info("csms_connected charge_box_id=%s url=%s", self._charge_box_id, config.url)
+
+    def start_reading(self) -> None:
+        connection = self._connection
+        if connection is not None and (self._reader is None or self._reader.done()):
+            self._reader = asyncio.create_task(self._read(connection), name=f"upstream-read:{self._charge_box_id}")
+
+    def start_reconnecting(self) -> None:
+        if self._closed or self._reconnector is not None:
+            return
+        self._reconnector = asyncio.create_task(self._reconnect(), name=f"upstream-reconnect:{self._charge_box_id}")
+
+    def update_authorization(self, authorization: str) -> None:
+        self.config = replace(self.config, authorization=authorization)
+
+    async def send(self, raw: str | bytes) -> bool:
+        connection = self._connection
+        if connection is None:
+            return False
+        try:
+            await connection.send(raw)
+        except ConnectionClosed:
+            return False
+        return True
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._reconnector is not None:
+            self._reconnector.cancel()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+        if self._reader is not None and self._reader is not asyncio.current_task():
+            self._reader.cancel()
+
+    async def _read(self, connection: ClientConnection) -> None:
+        reason = "closed"
+        try:
+            async for message in connection:
+                await self._on_frame(message)
+        except ConnectionClosed as error:
+            reason = f"closed code={error.rcvd.code if error.rcvd else 'none'}"
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug while handling one frame must not leave the charger without its CSMS leg
+            # silently: log it, drop the leg, and let reconnection take over.
+            logger.exception("csms_reader_failed charge_box_id=%s", self._charge_box_id)
+            reason = "reader failed"
+            await connection.close()
+        if self._connection is connection:
+            self._connection = None
+        if self._closed:
+            return
+        logger.warning("csms_disconnected charge_box_id=%s reason=%s", self._charge_box_id, reason)
+        await self._on_down(reason)
+        self.start_reconnecting()
+
+    async def _reconnect(self) -> None:
+        delays = backoff_delays(self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng)
+        try:
+            while not self._closed:
+                await asyncio.sleep(next(delays))
+                try:
+                    await self.connect()
+                except UpstreamRejected as error:
+                    logger.warning(
+                        "csms_reconnect_refused charge_box_id=%s status=%s", self._charge_box_id, error.status
+                    )
+                    continue
+                except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as error:
+                    logger.info(
+                        "csms_reconnect_failed charge_box_id=%s error=%s", self._charge_box_id, error or type(error).__name__
+                    )
+                    continue
+                self._reconnector = None
+                await self._on_up()
+                return
+        finally:
+            if self._reconnector is asyncio.current_task():
+                self._reconnector = None

@@ -1,0 +1,210 @@
+"""The one settings module. Only this file reads the environment (via linkray_site.env).
+
+Nothing set means the embedded default: SQLite in the data directory, the in-memory channel
+layer and no Celery, all in one `manage.py serve` process. REDIS_URL switches on
+channels-redis and Celery; DATABASE_URL selects another database (PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from dotenv import load_dotenv
+
+from linkray_site.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_log_level,
+    env_str,
+    env_ws_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# An optional .env beside manage.py; real environment variables win.
+load_dotenv(BASE_DIR / ".env", override=False)
+ENV = os.environ
+
+DATA_DIR = Path(env_str(ENV, "LINKRAY_DATA_DIR", str(BASE_DIR / "data"))).expanduser().resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    # First run needs no configuration: generate a key once and keep it with the data.
+    configured = env_str(ENV, "LINKRAY_SECRET_KEY")
+    if configured:
+        return configured
+    key_file = DATA_DIR / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    key = secrets.token_urlsafe(50)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool(ENV, "LINKRAY_DEBUG", False)
+# A site controller is reached by whatever address the installer gave it; "*" by default,
+# narrowed with LINKRAY_ALLOWED_HOSTS where the network calls for it.
+ALLOWED_HOSTS = env_list(ENV, "LINKRAY_ALLOWED_HOSTS", ["*"])
+CSRF_TRUSTED_ORIGINS = env_list(ENV, "LINKRAY_CSRF_TRUSTED_ORIGINS", [])
+
+REDIS_URL = env_str(ENV, "REDIS_URL")
+LINKRAY_EMBEDDED = not REDIS_URL
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "channels",
+    "gateway",
+    "meters",
+    "balancing",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "linkray_site.urls"
+ASGI_APPLICATION = "linkray_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite by default, in WAL mode with full fsync: the offline queue promises that a power
+# cut loses nothing, and one small site's write rate is far below what that costs.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str(ENV, "DATABASE_URL") or f"sqlite:///{DATA_DIR / 'linkray.sqlite3'}",
+        conn_max_age=0,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+        "transaction_mode": "IMMEDIATE",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+if LINKRAY_EMBEDDED:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str(ENV, "LINKRAY_CHANNEL_PREFIX", "linkray")},
+        }
+    }
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BEAT_SCHEDULE: dict = {
+    "gateway-prune-journal": {"task": "gateway.prune_journal", "schedule": 3600.0},
+}
+CELERY_TIMEZONE = "UTC"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str(ENV, "LINKRAY_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+# --- Gateway -------------------------------------------------------------------------
+# The back office's OCPP base URL; each charger's leg goes to <this>/<chargeBoxId>.
+LINKRAY_CSMS_URL = env_ws_url(ENV, "LINKRAY_CSMS_URL")
+# PEM bundle to verify a wss:// CSMS against instead of the system's CAs.
+LINKRAY_CSMS_CA_BUNDLE = env_str(ENV, "LINKRAY_CSMS_CA_BUNDLE")
+# permessage-deflate on the CSMS leg: costs CPU and memory per connection, pays only on a
+# metered or slow uplink. The charger leg (local network) is never compressed.
+LINKRAY_CSMS_COMPRESSION = env_bool(ENV, "LINKRAY_CSMS_COMPRESSION", False)
+LINKRAY_CSMS_CONNECT_TIMEOUT_S = env_float(ENV, "LINKRAY_CSMS_CONNECT_TIMEOUT_S", 10.0, minimum=0.1)
+LINKRAY_CSMS_RECONNECT_MIN_S = env_float(ENV, "LINKRAY_CSMS_RECONNECT_MIN_S", 1.0, minimum=0.01)
+LINKRAY_CSMS_RECONNECT_MAX_S = env_float(ENV, "LINKRAY_CSMS_RECONNECT_MAX_S", 60.0, minimum=0.01)
+LINKRAY_CSMS_PING_INTERVAL_S = env_float(ENV, "LINKRAY_CSMS_PING_INTERVAL_S", 30.0, minimum=0)
+LINKRAY_CHARGER_PING_INTERVAL_S = env_float(ENV, "LINKRAY_CHARGER_PING_INTERVAL_S", 30.0, minimum=1)
+# How long an outstanding CALL holds its direction before it counts as timed out.
+LINKRAY_CALL_TIMEOUT_S = env_float(ENV, "LINKRAY_CALL_TIMEOUT_S", 30.0, minimum=0.1)
+LINKRAY_MAX_FRAME_BYTES = env_int(ENV, "LINKRAY_MAX_FRAME_BYTES", 256 * 1024, minimum=1024)
+LINKRAY_JOURNAL_RETENTION_DAYS = env_float(ENV, "LINKRAY_JOURNAL_RETENTION_DAYS", 14, minimum=0)
+LINKRAY_JOURNAL_MAX_ROWS = env_int(ENV, "LINKRAY_JOURNAL_MAX_ROWS", 2_000_000, minimum=1000)
+LINKRAY_JOURNAL_FLUSH_INTERVAL_S = env_float(ENV, "LINKRAY_JOURNAL_FLUSH_INTERVAL_S", 1.0, minimum=0.05)
+LINKRAY_JOURNAL_BUFFER_MAX = env_int(ENV, "LINKRAY_JOURNAL_BUFFER_MAX", 200_000, minimum=1000)
+LINKRAY_STATE_FLUSH_INTERVAL_S = env_float(ENV, "LINKRAY_STATE_FLUSH_INTERVAL_S", 1.0, minimum=0.05)
+
+# --- Offline continuity ----------------------------------------------------------------
+LINKRAY_OFFLINE_HEARTBEAT_INTERVAL_S = env_int(ENV, "LINKRAY_OFFLINE_HEARTBEAT_INTERVAL_S", 300, minimum=10)
+# Local transaction ids come from a range no CSMS hands out in practice (top of int32).
+LINKRAY_LOCAL_TRANSACTION_ID_BASE = env_int(
+    ENV, "LINKRAY_LOCAL_TRANSACTION_ID_BASE", 2_000_000_000, minimum=1
+)
+
+# --- Logging ---------------------------------------------------------------------------
+LINKRAY_LOG_LEVEL = env_log_level(ENV, "LINKRAY_LOG_LEVEL", "info")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LINKRAY_LOG_LEVEL},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "websockets": {"level": "WARNING"},
+        "pymodbus": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+    },
+}
+
+# --- Background work -------------------------------------------------------------------
+# Coroutine functions `manage.py serve` runs beside the server in the embedded default.
+# With REDIS_URL set, Celery beat runs the same work (CELERY_BEAT_SCHEDULE) instead.
+LINKRAY_EMBEDDED_TASKS = [
+    "gateway.runtime.run_journal_pruning",
+]
+
+# The first run creates an "admin" user; its password is this, or generated and written to
+# <data dir>/initial_admin_password.
+LINKRAY_ADMIN_PASSWORD = env_str(ENV, "LINKRAY_ADMIN_PASSWORD")
