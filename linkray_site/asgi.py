@@ -7,6 +7,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "linkray_site.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from gateway.routing import websocket_urlpatterns  # noqa: E402
 
@@ -14,7 +15,8 @@ from gateway.routing import websocket_urlpatterns  # noqa: E402
 # AllowedHostsOriginValidator (see docs/architecture.md).
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # One box, no web server in front: serve the few static files (admin, htmx) ourselves.
+        "http": ASGIStaticFilesHandler(django_asgi_app),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -128,6 +128,19 @@ else:
         }
     }
 
+# Latest readings and other hot, shared values: process memory on the embedded default,
+# Redis when several processes must see the same values.
+if LINKRAY_EMBEDDED:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "linkray"}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str(ENV, "LINKRAY_CHANNEL_PREFIX", "linkray"),
+        }
+    }
+
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
