@@ -121,3 +121,41 @@ class JournalEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.charge_box_id} {self.direction} {self.action}"
+
+
+class QueuedMessage(models.Model):
+    """A charger CALL the CSMS has not answered yet, stored before the charger got its answer
+    (offline continuity). Replayed in id order, one at a time; deleted once the CSMS answers."""
+
+    charge_box_id = models.CharField(max_length=255)
+    unique_id = models.CharField(max_length=36)
+    action = models.CharField(max_length=64)
+    raw = models.TextField()
+    received_at = models.DateTimeField()
+    # For StartTransaction: the local id LinkRay gave the charger.
+    local_transaction_id = models.IntegerField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["charge_box_id", "id"], name="queued_by_charger")]
+
+    def __str__(self) -> str:
+        return f"{self.charge_box_id} #{self.pk} {self.action}"
+
+
+class AuthorizationCacheEntry(models.Model):
+    """What the CSMS last said about an idTag, for offline authorization."""
+
+    id_tag = models.CharField(max_length=20, unique=True)
+    status = models.CharField(max_length=20)
+    expiry_date = models.DateTimeField(null=True, blank=True)
+    parent_id_tag = models.CharField(max_length=20, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id_tag"]
+        verbose_name_plural = "authorization cache entries"
+
+    def __str__(self) -> str:
+        return f"{self.id_tag}: {self.status}"

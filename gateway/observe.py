@@ -76,6 +76,13 @@ def observe_csms_exchange(
     return handler(state, call.payload, answer.payload, now) if handler else []
 
 
+def authorization_effects_of(call: Call, answer: CallResult) -> list[Effect]:
+    """What a CSMS answer says about the idTag in a charger CALL (for the authorization cache)."""
+    if call.action not in ("Authorize", "StartTransaction", "StopTransaction"):
+        return []
+    return _authorization_effects(call.payload.get("idTag"), answer.payload.get("idTagInfo"))
+
+
 # --- charger CALLs -------------------------------------------------------------------------
 
 

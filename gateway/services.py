@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from gateway import observe
+from gateway import observe, offline_store
 from gateway.models import Charger, GatewaySettings, TransactionRecord
 from gateway.state import ChargerState
 
@@ -90,11 +90,4 @@ def _apply_effect(charge_box_id: str, effect: observe.Effect) -> None:
             charger__charge_box_id=charge_box_id, transaction_id=effect.transaction_id
         ).update(meter_stop_wh=effect.meter_stop_wh, stopped_at=effect.stopped_at, stop_reason=effect.reason[:32])
     else:
-        _apply_offline_effect(charge_box_id, effect)
-
-
-def _apply_offline_effect(charge_box_id: str, effect: observe.Effect) -> None:
-    # Authorization cache and key changes belong to offline continuity (gateway.offline_store).
-    from gateway import offline_store
-
-    offline_store.apply_effect(charge_box_id, effect)
+        offline_store.apply_effect(charge_box_id, effect)

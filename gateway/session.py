@@ -165,8 +165,8 @@ class ChargerSession:
         self.state = state or ChargerState(charge_box_id)
         self.config = config
         self._charger = charger
-        self._journal = journal
-        self._hooks = hooks
+        self.journal = journal
+        self.hooks = hooks
         self._clock = clock
         self._loop = asyncio.get_running_loop()
         self.upstream = None  # set by attach_upstream(); None = no CSMS configured
@@ -233,18 +233,18 @@ class ChargerSession:
             if self.offline is not None:
                 await self.offline.on_charger_call(self, raw, call, unique_id, action)
             else:
-                self._journal.record(CHARGER_TO_CSMS, self.charge_box_id, CALL, unique_id, action, raw)
+                self.journal.record(CHARGER_TO_CSMS, self.charge_box_id, CALL, unique_id, action, raw)
                 logger.warning("csms_unavailable_call_dropped charge_box_id=%s action=%s", self.charge_box_id, action)
             return
         if self.offline is not None and call is not None:
             raw = self.offline.rewrite_to_csms(self, call)
         self._remember_pending(unique_id, _Pending(action, call, raw, self._loop.time()))
-        self._journal.record(CHARGER_TO_CSMS, self.charge_box_id, CALL, unique_id, action, raw)
+        self.journal.record(CHARGER_TO_CSMS, self.charge_box_id, CALL, unique_id, action, raw)
         if not await self.upstream.send(raw):
-            # The leg dropped under us: the CALL is now the outage's to handle.
-            self._pending.pop(unique_id, None)
-            if self.offline is not None:
-                await self.offline.on_charger_call(self, raw, call or self._parse(raw, None), unique_id, action, journal=False)
+            # The leg dropped under us: unless csms_down() already took it over, the CALL is
+            # now the outage's to handle.
+            if self._pending.pop(unique_id, None) is not None and self.offline is not None:
+                await self.offline.on_charger_call(self, raw, call, unique_id, action, journal=False)
 
     def _remember_pending(self, unique_id: str, pending: _Pending) -> None:
         # A well-behaved charger has one CALL in flight; a misbehaving one must not grow this.
@@ -259,10 +259,10 @@ class ChargerSession:
         if slot is not None and slot.unique_id == unique_id:
             self._release_slot(slot)
             if slot.origin == "linkray":
-                self._journal.record(CHARGER_TO_LINKRAY, self.charge_box_id, message_type, unique_id, slot.action, raw)
+                self.journal.record(CHARGER_TO_LINKRAY, self.charge_box_id, message_type, unique_id, slot.action, raw)
                 self._resolve_own(slot, raw)
             else:
-                self._journal.record(CHARGER_TO_CSMS, self.charge_box_id, message_type, unique_id, slot.action, raw)
+                self.journal.record(CHARGER_TO_CSMS, self.charge_box_id, message_type, unique_id, slot.action, raw)
                 if slot.call is not None and slot.action in _OBSERVED_CSMS_EXCHANGES:
                     answer = self._parse(raw, None)
                     if isinstance(answer, CallResult | CallError):
@@ -271,12 +271,12 @@ class ChargerSession:
             await self._pump()
             return
         if unique_id.startswith(self._own_prefix):
-            self._journal.record(CHARGER_TO_LINKRAY, self.charge_box_id, message_type, unique_id, None, raw)
+            self.journal.record(CHARGER_TO_LINKRAY, self.charge_box_id, message_type, unique_id, None, raw)
             logger.info("late_answer_dropped charge_box_id=%s unique_id=%s", self.charge_box_id, unique_id)
             return
         # A late answer to a CSMS CALL that timed out here, or one we never saw: the CSMS is
         # the only party that can make sense of it.
-        self._journal.record(CHARGER_TO_CSMS, self.charge_box_id, message_type, unique_id, None, raw)
+        self.journal.record(CHARGER_TO_CSMS, self.charge_box_id, message_type, unique_id, None, raw)
         await self._to_csms(raw, None)
 
     async def _to_csms(self, raw: str | bytes, action: str | None) -> None:
@@ -287,7 +287,7 @@ class ChargerSession:
 
     async def _charger_unparsed(self, raw: str | bytes) -> None:
         # Not understood, still relayed: the CSMS decides what to make of it.
-        self._journal.record(CHARGER_TO_CSMS, self.charge_box_id, None, None, None, raw)
+        self.journal.record(CHARGER_TO_CSMS, self.charge_box_id, None, None, None, raw)
         logger.warning("frame_unparsed charge_box_id=%s direction=charger frame=%.120r", self.charge_box_id, raw)
         await self._to_csms(raw, None)
 
@@ -303,7 +303,7 @@ class ChargerSession:
             error = build_call_error(
                 head[1], "FormationViolation", f"frame of {len(raw)} bytes exceeds {self.config.max_frame_bytes}"
             )
-            self._journal.record(LINKRAY_TO_CHARGER, self.charge_box_id, CALLERROR, head[1], head[2], error.raw)
+            self.journal.record(LINKRAY_TO_CHARGER, self.charge_box_id, CALLERROR, head[1], head[2], error.raw)
             await self._charger.send_frame(error.raw)
 
     # --- frames from the CSMS --------------------------------------------------------------
@@ -318,7 +318,7 @@ class ChargerSession:
             return
         head = frame_head(raw)
         if head is None:
-            self._journal.record(CSMS_TO_CHARGER, self.charge_box_id, None, None, None, raw)
+            self.journal.record(CSMS_TO_CHARGER, self.charge_box_id, None, None, None, raw)
             logger.warning("frame_unparsed charge_box_id=%s direction=csms frame=%.120r", self.charge_box_id, raw)
             await self._charger.send_frame(raw)
             return
@@ -327,11 +327,11 @@ class ChargerSession:
             await self._csms_call(raw, unique_id, action)
             return
         if self.offline is not None and self.offline.claims_answer(unique_id):
-            self._journal.record(CSMS_TO_LINKRAY, self.charge_box_id, message_type, unique_id, None, raw)
+            self.journal.record(CSMS_TO_LINKRAY, self.charge_box_id, message_type, unique_id, None, raw)
             await self.offline.on_csms_answer(self, raw, unique_id)
             return
         pending = self._pending.pop(unique_id, None)
-        self._journal.record(
+        self.journal.record(
             CSMS_TO_CHARGER, self.charge_box_id, message_type, unique_id, pending.action if pending else None, raw
         )
         if pending is not None and pending.call is not None and pending.action in _OBSERVED_CHARGER_EXCHANGES:
@@ -390,7 +390,7 @@ class ChargerSession:
         self._slot = outbound
         outbound.timer = self._loop.call_later(outbound.timeout_s, self._slot_timed_out, outbound)
         direction = LINKRAY_TO_CHARGER if outbound.origin == "linkray" else CSMS_TO_CHARGER
-        self._journal.record(direction, self.charge_box_id, CALL, outbound.unique_id, outbound.action, outbound.raw)
+        self.journal.record(direction, self.charge_box_id, CALL, outbound.unique_id, outbound.action, outbound.raw)
         await self._charger.send_frame(outbound.raw)
 
     async def _pump(self) -> None:
@@ -471,7 +471,7 @@ class ChargerSession:
     # --- helpers ---------------------------------------------------------------------------
 
     async def send_to_charger(self, direction: str, message_type: int, unique_id: str, action: str | None, raw: str) -> None:
-        self._journal.record(direction, self.charge_box_id, message_type, unique_id, action, raw)
+        self.journal.record(direction, self.charge_box_id, message_type, unique_id, action, raw)
         await self._charger.send_frame(raw)
 
     def observe_exchange(self, call: Call, answer: CallResult | CallError) -> None:
@@ -484,9 +484,9 @@ class ChargerSession:
             # The model learns from traffic but must never stand in its way.
             logger.exception("observe_failed charge_box_id=%s", self.charge_box_id)
             return
-        self._hooks.state_changed(self)
+        self.hooks.state_changed(self)
         if effects:
-            self._hooks.effects(self, effects)
+            self.hooks.effects(self, effects)
 
     def _parse(self, raw: str | bytes, direction: str | None):
         try:

@@ -154,6 +154,12 @@ class UpstreamLink:
             return False
         return True
 
+    async def drop(self) -> None:
+        """Close the current connection but keep the link: it reconnects as after an outage."""
+        connection = self._connection
+        if connection is not None:
+            await connection.close()
+
     async def close(self) -> None:
         self._closed = True
         if self._reconnector is not None:
