@@ -1,7 +1,10 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from gateway import views
+from gateway import api, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("api/chargers", api.charger_list, name="api-chargers"),
+    re_path(r"^api/chargers/(?P<charge_box_id>[^/]+)$", api.charger_detail, name="api-charger"),
+    re_path(r"^api/chargers/(?P<charge_box_id>[^/]+)/calls$", api.charger_call, name="api-charger-call"),
 ]

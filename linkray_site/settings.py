@@ -34,22 +34,25 @@ DATA_DIR = Path(env_str(ENV, "LINKRAY_DATA_DIR", str(BASE_DIR / "data"))).expand
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _secret_key() -> str:
-    # First run needs no configuration: generate a key once and keep it with the data.
-    configured = env_str(ENV, "LINKRAY_SECRET_KEY")
+def _kept_secret(env_name: str, file_name: str) -> str:
+    # First run needs no configuration: generate the secret once and keep it with the data.
+    configured = env_str(ENV, env_name)
     if configured:
         return configured
-    key_file = DATA_DIR / "secret_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
-    key = secrets.token_urlsafe(50)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    path = DATA_DIR / file_name
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(50)
     with os.fdopen(fd, "w") as handle:
-        handle.write(key)
-    return key
+        handle.write(value)
+    return value
 
 
-SECRET_KEY = _secret_key()
+SECRET_KEY = _kept_secret("LINKRAY_SECRET_KEY", "secret_key")
+# Bearer token for the JSON API (integrators, `manage.py charger_call`).
+LINKRAY_API_TOKEN = _kept_secret("LINKRAY_API_TOKEN", "api_token")
 DEBUG = env_bool(ENV, "LINKRAY_DEBUG", False)
 # A site controller is reached by whatever address the installer gave it; "*" by default,
 # narrowed with LINKRAY_ALLOWED_HOSTS where the network calls for it.
