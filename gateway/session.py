@@ -352,10 +352,7 @@ class ChargerSession:
                 if self.offline is not None:
                     raw = self.offline.rewrite_to_charger(self, call)
         outbound = _Outbound("csms", call, unique_id, action or "?", raw, self.config.call_timeout_s)
-        if self._slot is None and not self._queue:
-            await self._send_outbound(outbound)
-        else:
-            self._queue.append(outbound)
+        await self._to_charger_slot(outbound)
 
     # --- LinkRay's own CALLs ---------------------------------------------------------------
 
@@ -378,13 +375,24 @@ class ChargerSession:
             timeout_s or self.config.call_timeout_s,
             future=self._loop.create_future(),
         )
-        if self._slot is None and not self._queue:
-            await self._send_outbound(outbound)
-        else:
-            self._queue.append(outbound)
+        await self._to_charger_slot(outbound)
         return await outbound.future
 
     # --- the slot towards the charger ------------------------------------------------------
+
+    async def _to_charger_slot(self, outbound: _Outbound) -> None:
+        if self._slot is None and not self._queue:
+            await self._send_outbound(outbound)
+            return
+        self._queue.append(outbound)
+        logger.info(
+            "call_queued charge_box_id=%s origin=%s action=%s behind=%s waiting=%d",
+            self.charge_box_id,
+            outbound.origin,
+            outbound.action,
+            self._slot.action if self._slot else "-",
+            len(self._queue),
+        )
 
     async def _send_outbound(self, outbound: _Outbound) -> None:
         self._slot = outbound

@@ -74,9 +74,24 @@ class Stack:
         self.processes.append(process)
         return process.start()
 
-    def django_env(self) -> dict[str, str]:
-        """Environment for running a management command against this stack's data."""
-        return {**self.base_env, "LINKRAY_DATA_DIR": str(self.tmp_path / "linkray-a")}
+    def manage(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run a management command against this stack's data, as an operator would."""
+        process = self.processes[0] if self.processes else None
+        merged = {**(process.env if process else self.base_env), "LINKRAY_DATA_DIR": str(self.tmp_path / "linkray-a")}
+        merged.update(env or {})
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=_env(merged), capture_output=True, text=True, timeout=timeout
+        )
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Read LinkRay's database directly (SQLite file or PostgreSQL)."""
+        if self.kind == "embedded":
+            import sqlite3
+
+            with sqlite3.connect(self.tmp_path / "linkray-a" / "linkray.sqlite3") as connection:
+                return connection.execute(sql.replace("%s", "?"), params).fetchall()
+        with psycopg.connect(self.base_env["DATABASE_URL"]) as connection:
+            return connection.execute(sql, params).fetchall()
 
     async def close(self):
         for process in self.processes:

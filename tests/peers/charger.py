@@ -126,13 +126,14 @@ class ConnectedCharger:
         self.peer: ChargerPeer | None = None
         self.received: list[str] = []
         self.sent: list[str] = []
+        self.log: list[tuple[str, str]] = []
         self._task: asyncio.Task | None = None
 
     async def connect(self) -> ConnectedCharger:
         self.websocket = await websockets.connect(
             self.url, subprotocols=self.subprotocols, additional_headers=self.headers, compression=None, open_timeout=20
         )
-        self.peer = ChargerPeer(self.charge_box_id, RecordingConnection(self.websocket, self.received, self.sent), response_timeout=20)
+        self.peer = ChargerPeer(self.charge_box_id, RecordingConnection(self.websocket, self.received, self.sent, self.log), response_timeout=20)
         self.peer.setup()
         self._task = asyncio.create_task(self._run())
         return self
@@ -158,8 +159,9 @@ class ConnectedCharger:
     async def call(self, payload, **kwargs):
         return await self.peer.call(payload, **kwargs)
 
-    async def send_raw(self, raw: str):
+    async def send_raw(self, raw: str | bytes):
         self.sent.append(raw)
+        self.log.append(("out", raw))
         await self.websocket.send(raw)
 
     def answers_received(self) -> list:

@@ -19,18 +19,21 @@ from tests.peers.waiting import wait_for
 class RecordingConnection:
     """Wraps a websocket so the ocpp ChargePoint's traffic is recorded raw."""
 
-    def __init__(self, websocket, received: list, sent: list):
+    def __init__(self, websocket, received: list, sent: list, log: list | None = None):
         self.websocket = websocket
         self.received = received
         self.sent = sent
+        self.log = log if log is not None else []  # ("in" | "out", raw) in order
 
     async def recv(self):
         message = await self.websocket.recv()
         self.received.append(message)
+        self.log.append(("in", message))
         return message
 
     async def send(self, message):
         self.sent.append(message)
+        self.log.append(("out", message))
         await self.websocket.send(message)
 
 
