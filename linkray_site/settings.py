@@ -150,6 +150,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE: dict = {
     "gateway-prune-journal": {"task": "gateway.prune_journal", "schedule": 3600.0},
+    # Each meter keeps its own interval: the task polls only the meters that are due.
+    "meters-poll-due": {"task": "meters.poll_due", "schedule": 1.0, "options": {"expires": 2.0}},
+    "meters-prune-history": {"task": "meters.prune_history", "schedule": 3600.0},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -198,6 +201,20 @@ LINKRAY_LOCAL_TRANSACTION_ID_BASE = env_int(
     ENV, "LINKRAY_LOCAL_TRANSACTION_ID_BASE", 2_000_000_000, minimum=1
 )
 
+# --- Meters ----------------------------------------------------------------------------
+# Installer's own register maps (*.json, same format as meters/maps/), loaded at start.
+LINKRAY_METER_MAPS_DIR = Path(
+    env_str(ENV, "LINKRAY_METER_MAPS_DIR", str(DATA_DIR / "meter_maps"))
+).expanduser().resolve()
+# Defaults for new meters; each meter stores its own values.
+LINKRAY_METER_POLL_INTERVAL_S = env_float(ENV, "LINKRAY_METER_POLL_INTERVAL_S", 1.0, minimum=0.1)
+LINKRAY_METER_STALE_AFTER_S = env_float(ENV, "LINKRAY_METER_STALE_AFTER_S", 5.0, minimum=0.2)
+LINKRAY_METER_TIMEOUT_S = env_float(ENV, "LINKRAY_METER_TIMEOUT_S", 1.0, minimum=0.05)
+# How often the poller re-reads the meter table to pick up added, edited or removed meters.
+LINKRAY_METER_CONFIG_RELOAD_S = env_float(ENV, "LINKRAY_METER_CONFIG_RELOAD_S", 3.0, minimum=0.1)
+LINKRAY_METER_HISTORY_BUCKET_S = env_int(ENV, "LINKRAY_METER_HISTORY_BUCKET_S", 10, minimum=1)
+LINKRAY_METER_HISTORY_RETENTION_H = env_float(ENV, "LINKRAY_METER_HISTORY_RETENTION_H", 48.0, minimum=1)
+
 # --- Logging ---------------------------------------------------------------------------
 LINKRAY_LOG_LEVEL = env_log_level(ENV, "LINKRAY_LOG_LEVEL", "info")
 LOGGING = {
@@ -219,6 +236,8 @@ LOGGING = {
 # With REDIS_URL set, Celery beat runs the same work (CELERY_BEAT_SCHEDULE) instead.
 LINKRAY_EMBEDDED_TASKS = [
     "gateway.runtime.run_journal_pruning",
+    "meters.loop.run_meter_polling",
+    "meters.loop.run_history_pruning",
 ]
 
 # The first run creates an "admin" user; its password is this, or generated and written to
