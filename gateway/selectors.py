@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import datetime
+
+from django.core.paginator import Paginator
 from django.db.models import Count
 
-from gateway.models import Charger, QueuedMessage, TransactionRecord
+from gateway.models import AuthorizationCacheEntry, Charger, JournalEntry, QueuedMessage, TransactionRecord
 from gateway.state import ChargerState, Phases
 
 
@@ -70,3 +74,168 @@ def _summary(charger: Charger, queued: int) -> dict:
         "last_seen_at": charger.last_seen_at,
         "balancing_enabled": charger.balancing_enabled,
     }
+
+
+# --- Pages -----------------------------------------------------------------------------
+# What the operator's pages show, read in a few queries per page. Durations are computed
+# against `now`, passed in by the view, so a refreshed partial shows a ticking outage.
+
+JOURNAL_PAGE_ENTRIES = 50
+QUEUE_PREVIEW_ROWS = 200
+RECENT_TRANSACTIONS = 20
+RAW_PREVIEW_CHARS = 160
+
+
+def duration_text(seconds: float | None) -> str:
+    """`3 min 12 s`, `2 h 5 min`, `1 d 3 h`: the two largest units, for a person to read."""
+    if seconds is None:
+        return ""
+    remaining = max(0, int(seconds))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        count, remaining = divmod(remaining, size)
+        if count or parts:
+            parts.append(f"{count} {unit}")
+    return " ".join(part for part in parts[:2] if not part.startswith("0 ")) or "0 s"
+
+
+def dashboard(now: datetime) -> dict:
+    """The site summary and one row per charger, for the live dashboard."""
+    queued = queued_counts()
+    rows = [_page_row(charger, queued.get(charger.charge_box_id, 0), now) for charger in Charger.objects.all()]
+    return {
+        "summary": {
+            "chargers": len(rows),
+            "chargers_connected": sum(1 for row in rows if row["charger_connected"]),
+            "csms_down": sum(1 for row in rows if row["csms_state"] == Charger.CsmsState.DOWN),
+            "queued_messages": sum(queued.values()),
+        },
+        "chargers": rows,
+    }
+
+
+def charger_page(charge_box_id: str, now: datetime) -> dict | None:
+    """Everything the charger page shows, or None for an unknown charge box id."""
+    charger = Charger.objects.filter(charge_box_id=charge_box_id).first()
+    if charger is None:
+        return None
+    queued = QueuedMessage.objects.filter(charge_box_id=charge_box_id)
+    row = _page_row(charger, queued.count(), now)
+    state = _charger_state(charger)
+    transactions = TransactionRecord.objects.filter(charger=charger)
+    return {
+        **row,
+        "charger": charger,
+        "serial_number": charger.serial_number,
+        "boot": state.boot if state else {},
+        "boot_status": state.boot_status if state else "",
+        "last_boot_at": state.last_boot_at if state else None,
+        "heartbeat_interval_s": state.heartbeat_interval_s if state else None,
+        "charger_connected_at": charger.charger_connected_at,
+        "charger_disconnected_at": charger.charger_disconnected_at,
+        "csms_profiles": [asdict(profile) for profile in state.csms_profiles] if state else [],
+        "open_transactions": list(transactions.filter(stopped_at__isnull=True).order_by("connector_id", "transaction_id")),
+        "recent_transactions": list(transactions.filter(stopped_at__isnull=False).order_by("-stopped_at")[:RECENT_TRANSACTIONS]),
+        "queue": [_queued_row(message) for message in queued.order_by("id")[:QUEUE_PREVIEW_ROWS]],
+        "journal": [
+            _journal_row(entry)
+            for entry in JournalEntry.objects.filter(charge_box_id=charge_box_id).order_by("-id")[:JOURNAL_PAGE_ENTRIES]
+        ],
+    }
+
+
+def queue_page(charge_box_id: str, page_number: str | int | None, per_page: int = QUEUE_PREVIEW_ROWS) -> dict | None:
+    """One page of a charger's replay queue, oldest first (the order replay sends them)."""
+    if not Charger.objects.filter(charge_box_id=charge_box_id).exists():
+        return None
+    paginator = Paginator(QueuedMessage.objects.filter(charge_box_id=charge_box_id).order_by("id"), per_page)
+    page = paginator.get_page(page_number)
+    return {
+        "charge_box_id": charge_box_id,
+        "count": paginator.count,
+        "page": page,
+        "rows": [_queued_row(message) for message in page.object_list],
+    }
+
+
+def authorization_cache(page_number: str | int | None, per_page: int = 100) -> dict:
+    paginator = Paginator(AuthorizationCacheEntry.objects.order_by("id_tag"), per_page)
+    page = paginator.get_page(page_number)
+    return {"count": paginator.count, "page": page, "entries": list(page.object_list)}
+
+
+def _charger_state(charger: Charger) -> ChargerState | None:
+    if not charger.state:
+        return None
+    return ChargerState.from_dict({"charge_box_id": charger.charge_box_id, **charger.state})
+
+
+def _page_row(charger: Charger, queued: int, now: datetime) -> dict:
+    down_for_s = (now - charger.csms_down_since).total_seconds() if charger.csms_down_since else None
+    state = _charger_state(charger)
+    connectors = [] if state is None else [_connector_row(state.connectors[key]) for key in sorted(state.connectors)]
+    return {
+        **_summary(charger, queued),
+        "csms_state_label": Charger.CsmsState(charger.csms_state).label
+        if charger.csms_state in Charger.CsmsState.values
+        else charger.csms_state,
+        "csms_down_for_s": down_for_s,
+        "csms_down_for": duration_text(down_for_s),
+        "upstream_url": charger.upstream_url,
+        "connectors": connectors,
+        "open_transaction_count": len(state.transactions) if state else 0,
+    }
+
+
+def _connector_row(connector) -> dict:
+    meter = connector.meter
+    return {
+        "connector_id": connector.connector_id,
+        "status": connector.status,
+        "error_code": connector.error_code,
+        "info": connector.info,
+        "vendor_error_code": connector.vendor_error_code,
+        "status_at": connector.status_at,
+        "current_a": asdict(meter.current_a),
+        "has_current": any(value is not None for value in meter.current_a.as_tuple()),
+        "voltage_v": asdict(meter.voltage_v),
+        "has_voltage": any(value is not None for value in meter.voltage_v.as_tuple()),
+        "power_w": meter.power_w,
+        "power_kw": None if meter.power_w is None else meter.power_w / 1000,
+        "energy_wh": meter.energy_wh,
+        "energy_kwh": None if meter.energy_wh is None else meter.energy_wh / 1000,
+        "offered_current_a": meter.offered_current_a,
+        "soc_percent": meter.soc_percent,
+        "measured_at": meter.measured_at,
+    }
+
+
+def _queued_row(message: QueuedMessage) -> dict:
+    return {
+        "id": message.pk,
+        "received_at": message.received_at,
+        "action": message.action,
+        "unique_id": message.unique_id,
+        "attempts": message.attempts,
+        "local_transaction_id": message.local_transaction_id,
+        "raw_preview": _preview(message.raw),
+        "raw_truncated": len(message.raw) > RAW_PREVIEW_CHARS,
+    }
+
+
+def _journal_row(entry: JournalEntry) -> dict:
+    return {
+        "id": entry.pk,
+        "at": entry.at,
+        "direction": entry.direction,
+        "direction_label": entry.direction.replace(">", " → "),
+        "message_type": entry.message_type,
+        "action": entry.action,
+        "unique_id": entry.unique_id,
+        "raw_preview": _preview(entry.raw),
+        "raw_truncated": len(entry.raw) > RAW_PREVIEW_CHARS,
+    }
+
+
+def _preview(raw: str) -> str:
+    return raw if len(raw) <= RAW_PREVIEW_CHARS else raw[: RAW_PREVIEW_CHARS - 1] + "…"

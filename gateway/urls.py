@@ -1,9 +1,32 @@
-from django.urls import path, re_path
+import re
+
+from django.urls import path, re_path, register_converter
 
 from gateway import api, views
 
+
+class ChargeBoxIdConverter:
+    """One path segment holding any charge box id. Chargers may connect with URL-escaped
+    characters, even `%2F`: the id's `%` and `/` are escaped once more here, so reversing a URL
+    never fails and the server's one decoding gives back `%2F`, which this turns into `/`."""
+
+    regex = "[^/]+"
+    _escaped = re.compile("%(25|2F)")
+
+    def to_python(self, value: str) -> str:
+        return self._escaped.sub(lambda match: "%" if match.group(1) == "25" else "/", value)
+
+    def to_url(self, value: str) -> str:
+        return value.replace("%", "%25").replace("/", "%2F")
+
+
+register_converter(ChargeBoxIdConverter, "charge_box_id")
+
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("chargers/<charge_box_id:charge_box_id>/", views.charger, name="charger"),
+    path("chargers/<charge_box_id:charge_box_id>/queue/", views.charger_queue, name="charger-queue"),
+    path("settings/gateway/", views.gateway_settings, name="gateway-settings"),
     path("api/chargers", api.charger_list, name="api-chargers"),
     re_path(r"^api/chargers/(?P<charge_box_id>[^/]+)$", api.charger_detail, name="api-charger"),
     re_path(r"^api/chargers/(?P<charge_box_id>[^/]+)/calls$", api.charger_call, name="api-charger-call"),
