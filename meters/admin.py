@@ -1,0 +1,18 @@
+from django.contrib import admin
+
+from meters.models import Meter, MeterHistory
+
+
+@admin.register(Meter)
+class MeterAdmin(admin.ModelAdmin):
+    list_display = ("name", "model_key", "role", "transport", "unit_id", "poll_interval_s", "enabled")
+    list_filter = ("role", "transport", "enabled")
+    search_fields = ("name", "model_key", "host", "serial_port")
+
+
+@admin.register(MeterHistory)
+class MeterHistoryAdmin(admin.ModelAdmin):
+    list_display = ("meter", "start_at", "samples")
+    list_filter = ("meter",)
+    date_hierarchy = "start_at"
+    readonly_fields = ("meter", "start_at", "samples", "values")
