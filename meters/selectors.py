@@ -6,12 +6,14 @@ process memory (embedded) or the cache (scale-out), never the database.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from meters import live
+from meters.catalog import catalog
 from meters.models import Meter, MeterHistory
 from meters.poller import MeterConfig
-from meters.readings import MeterReading, MeterStatus
+from meters.readings import PHASE_NAMES, MeterReading, MeterStatus
 
 
 def meter_config(meter: Meter) -> MeterConfig:
@@ -76,3 +78,51 @@ def meter_history(meter_id: int, since: datetime) -> list[tuple[datetime, dict]]
         .order_by("start_at")
         .values_list("start_at", "values")
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MeterRow:
+    """One meter as the pages show it."""
+
+    meter: Meter
+    status: MeterStatus | None
+    state: str  # "ok", "retrying" (fresh reading, last poll failed), "stale", "error", "waiting", "disabled"
+    reading: MeterReading | None
+    age_s: float | None
+    model_name: str
+
+
+def meter_row(meter: Meter, status: MeterStatus | None, now: datetime) -> MeterRow:
+    reading = status.reading if status else None
+    if not meter.enabled:
+        state = "disabled"
+    elif status is None:
+        state = "waiting"
+    elif status.is_stale(now):
+        state = "stale" if reading is not None else "error"
+    elif status.error:
+        state = "retrying"
+    else:
+        state = "ok"
+    meter_map = catalog().get(meter.model_key)
+    return MeterRow(
+        meter=meter,
+        status=status,
+        state=state,
+        reading=reading,
+        age_s=reading.age_s(now) if reading else None,
+        model_name=meter_map.name if meter_map else f"{meter.model_key} (map missing)",
+    )
+
+
+def meter_rows(now: datetime) -> list[MeterRow]:
+    """Every meter with its live state (one query for the meters, none for readings)."""
+    meters = list(Meter.objects.all())
+    statuses = live.get_statuses([meter.pk for meter in meters])
+    return [meter_row(meter, statuses.get(meter.pk), now) for meter in meters]
+
+
+def meter_phases(meter: Meter) -> tuple[str, ...]:
+    """The phases the meter's model measures ('l1',) or ('l1', 'l2', 'l3')."""
+    meter_map = catalog().get(meter.model_key)
+    return PHASE_NAMES[: meter_map.phases if meter_map else 3]
