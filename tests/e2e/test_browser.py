@@ -62,6 +62,15 @@ async def test_dashboard_shows_a_csms_outage_and_its_queue_by_itself(stack):
         await page.screenshot(path="/tmp/linkray-charger.png", full_page=True)
         assert browser.blocked_requests == []  # nothing from outside: no CDN
 
+        # The session ends (cookies gone): the next poll takes the whole page to the login form,
+        # and logging in again comes back here.
+        await page.context.clear_cookies()
+        await page.wait_for_url(linkray.http_url + "/accounts/login/?next=/chargers/CP-1/", timeout=UPDATE_TIMEOUT_MS)
+        await page.get_by_label("User name").fill("admin")
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Log in").click()
+        await page.wait_for_url(linkray.http_url + "/chargers/CP-1/")
+
         # LinkRay itself goes away: the page must not keep showing the old state as live.
         await expect(page.locator(".live-note")).to_contain_text("live, updated", timeout=UPDATE_TIMEOUT_MS)
         linkray.stop()

@@ -113,6 +113,8 @@ def test_pages_send_anonymous_visitors_to_the_login_form(client, url):
 
 def test_login_form_leads_to_the_dashboard(client, django_user_model):
     django_user_model.objects.create_user("operator", password="s3cret-pass")
+    wrong = client.post(reverse("login"), {"username": "operator", "password": "nope"})
+    assert wrong.status_code == 200 and b"Wrong user name or password." in wrong.content
     response = client.post(reverse("login"), {"username": "operator", "password": "s3cret-pass"}, follow=True)
     assert response.redirect_chain[-1][0] == reverse("dashboard")
     assert b"Chargers" in response.content
