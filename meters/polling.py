@@ -111,6 +111,13 @@ class ModbusLine:
         self.connection = connection
         self.client: AsyncModbusSerialClient | AsyncModbusTcpClient | None = None
         self._connect_lock = asyncio.Lock()
+        self._bytes_received = 0
+
+    def _count_received(self, sending: bool, packet: bytes) -> bytes:
+        # Bytes that arrive but never make a frame tell "garbled" from "silent".
+        if not sending:
+            self._bytes_received += len(packet)
+        return packet
 
     def _new_client(self) -> AsyncModbusSerialClient | AsyncModbusTcpClient:
         connection = self.connection
@@ -126,6 +133,7 @@ class ModbusLine:
                 timeout=connection.timeout_s,
                 retries=0,
                 reconnect_delay=0,
+                trace_packet=self._count_received,
             )
         return AsyncModbusTcpClient(
             connection.host,
@@ -134,6 +142,7 @@ class ModbusLine:
             timeout=connection.timeout_s,
             retries=0,
             reconnect_delay=0,
+            trace_packet=self._count_received,
         )
 
     async def connect(self) -> None:
@@ -177,6 +186,7 @@ class ModbusLine:
         assert self.client is not None
         read = self.client.read_input_registers if request.register_type == "input" else self.client.read_holding_registers
         connection = self.connection
+        self._bytes_received = 0
         try:
             response = await asyncio.wait_for(
                 read(request.address, count=request.count, device_id=unit_id), timeout=connection.timeout_s * 2 + 1
@@ -215,6 +225,11 @@ class ModbusLine:
         connection = self.connection
         if "device id" in detail:
             return f"an answer came from another unit than {unit_id} on {connection.describe()}: two meters share this unit id?"
+        if self._bytes_received:
+            return (
+                f"garbled answer from unit {unit_id} on {connection.describe()}: {self._bytes_received} bytes but no valid "
+                "Modbus frame (bad CRC or framing): check the baud rate, parity, wiring and framing (Modbus TCP or RTU over TCP)"
+            )
         if connection.is_serial or connection.transport == "rtu_over_tcp":
             return (
                 f"no valid answer from unit {unit_id} on {connection.describe()} within {connection.timeout_s:g} s: "

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -33,7 +34,11 @@ class SimulatedMeter:
     """One meter (one unit id) for a pymodbus server. Set `fault` to an ExcCodes member to
     make it answer every request with that exception."""
 
-    def __init__(self, meter_map: MeterMap, values: Values, *, unit_id: int = 1, sunspec_model: int = 203):
+    def __init__(
+        self, meter_map: MeterMap, values: Values, *, unit_id: int = 1, sunspec_model: int = 203, fill_gaps: bool = True
+    ):
+        """`fill_gaps=False` serves only the registers the map names, like a meter that
+        refuses reads across undocumented registers."""
         self.unit_id = unit_id
         self.values = values
         self.fault: ExcCodes | None = None
@@ -45,7 +50,7 @@ class SimulatedMeter:
             self._image = {SUNSPEC_SIMULATED_BASE + offset: word for offset, word in enumerate(layout)}
             meter_map = meter_map.at_sunspec_model(sunspec_model, model_address)
         else:
-            for request in plan_reads(meter_map):
+            for request in plan_reads(meter_map, allow_gaps=fill_gaps):
                 self._image.update(dict.fromkeys(request.addresses(), 0))
         self.meter_map = meter_map
         self._refresh()
@@ -86,6 +91,36 @@ class SimulatedMeter:
         return None
 
 
+class _UnitsOnTheLine:
+    """pymodbus 3.16's SimCore answers a request for an unknown unit id with "device failure".
+    A real RS-485 line is silent, and a TCP gateway answers "gateway target failed to respond":
+    raising NoSuchIdException lets the server do either (ignore_missing_devices)."""
+
+    def __init__(self, core):
+        self._core = core
+
+    def device_ids(self) -> list[int]:
+        return self._core.device_ids()
+
+    def _check(self, device_id: int) -> None:
+        if device_id not in self._core.devices:
+            raise NoSuchIdException(f"unit {device_id}")
+
+    async def async_getValues(self, device_id: int, func_code: int, address: int, count: int = 1):
+        self._check(device_id)
+        return await self._core.async_getValues(device_id, func_code, address, count)
+
+    async def async_setValues(self, device_id: int, func_code: int, address: int, values):
+        self._check(device_id)
+        return await self._core.async_setValues(device_id, func_code, address, values)
+
+
+async def _serve(server):
+    server.context = _UnitsOnTheLine(server.context)
+    await server.serve_forever(background=True)
+    return server
+
+
 async def start_tcp_server(
     meters: list[SimulatedMeter],
     host: str = "127.0.0.1",
@@ -105,7 +140,7 @@ async def start_tcp_server(
         ignore_missing_devices=not answer_unknown_units,
         trace_packet=trace_packet,
     )
-    await server.serve_forever(background=True)
+    await _serve(server)
     if server.transport is None:
         raise OSError(f"cannot listen on {host}:{port}")
     return server
@@ -124,7 +159,7 @@ async def start_serial_server(
         stopbits=stopbits,
         ignore_missing_devices=True,
     )
-    await server.serve_forever(background=True)
+    await _serve(server)
     if server.transport is None:
         raise OSError(f"cannot open serial port {serial_port}")
     return server
