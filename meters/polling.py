@@ -153,7 +153,12 @@ class ModbusLine:
             if self.connection.is_serial and (problem := serial_port_problem(self.connection.serial_port)):
                 raise MeterUnavailable(problem)
             client = self._new_client()
-            if not await client.connect():
+            try:
+                connected = await client.connect()
+            except Exception as error:  # termios.error, ValueError: settings the port refuses
+                client.close()
+                raise MeterUnavailable(f"cannot open {self.connection.describe()}: {error}") from None
+            if not connected:
                 client.close()
                 raise MeterUnavailable(await self._connect_failure())
             self.client = client
@@ -165,8 +170,15 @@ class ModbusLine:
             try:
                 import serial
 
-                serial.Serial(connection.serial_port, exclusive=True).close()
-            except (OSError, ValueError) as error:
+                serial.Serial(
+                    connection.serial_port,
+                    baudrate=connection.baudrate,
+                    bytesize=connection.bytesize,
+                    parity=connection.parity,
+                    stopbits=connection.stopbits,
+                    exclusive=True,
+                ).close()
+            except Exception as error:  # SerialException, termios.error, ValueError
                 return f"cannot open serial port {connection.serial_port}: {error}"
             return f"cannot open serial port {connection.serial_port}"
         try:
