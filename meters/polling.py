@@ -189,7 +189,8 @@ class ModbusLine:
         except TimeoutError:
             return f"cannot connect to {connection.describe()}: no answer within {connection.timeout_s:g} s"
         except OSError as error:
-            return f"cannot connect to {connection.describe()}: {error.strerror or error}"
+            reason = os.strerror(error.errno) if error.errno else str(error)  # "Connection refused"
+            return f"cannot connect to {connection.describe()}: {reason}"
         return f"cannot connect to {connection.describe()}"
 
     async def read(self, request: ReadRequest, unit_id: int) -> list[int]:

@@ -227,6 +227,8 @@ def parse_meter_map(data: Any, source: str) -> MeterMap:
     key = where.string(data, "key", required=True)
     if not _KEY.match(key):
         raise where.error("key", f"{key!r}: use 1-40 lower-case letters, digits, '_' or '-'")
+    name = where.string(data, "name", required=True)
+    manufacturer = where.string(data, "manufacturer", required=True)
     phases = where.integer(data, "phases", 1, 3, default=3)
     register_type = where.choice(data, "register_type", REGISTER_TYPES, default="input")
     word_order = where.choice(data, "word_order", WORD_ORDERS, default="big")
@@ -250,8 +252,8 @@ def parse_meter_map(data: Any, source: str) -> MeterMap:
 
     meter_map = MeterMap(
         key=key,
-        name=where.string(data, "name", required=True),
-        manufacturer=where.string(data, "manufacturer", required=True),
+        name=name,
+        manufacturer=manufacturer,
         phases=phases,
         values=values,
         scale_factors=scale_factors,
