@@ -103,9 +103,11 @@ class OfflineRelay:
             await self._answer_error(unique_id, action, "NotSupported", "CSMS unreachable; LinkRay cannot answer this action")
             return
         stored = None
-        # Without a CSMS configured LinkRay is the site's only controller: nothing to hand on.
-        if offline.is_stored(action) and session.upstream is not None:
-            self.backlog += 1
+        # Without a CSMS configured LinkRay is the site's only controller: nothing to hand on,
+        # but a StartTransaction still needs a durable, unique local transaction id.
+        keep = session.upstream is not None
+        if offline.is_stored(action) and (keep or action == "StartTransaction"):
+            self.backlog += keep
             self._storing += 1
             try:
                 stored = await database_sync_to_async(offline_store.store_message)(
@@ -115,9 +117,10 @@ class OfflineRelay:
                     raw,
                     now,
                     local_transaction_base=settings.LINKRAY_LOCAL_TRANSACTION_ID_BASE,
+                    keep=keep,
                 )
             except Exception:
-                self.backlog -= 1
+                self.backlog -= keep
                 logger.exception("offline_store_failed charge_box_id=%s action=%s", cbid, action)
                 await self._answer_error(unique_id, action, "InternalError", "LinkRay could not store the message")
                 return
@@ -138,7 +141,7 @@ class OfflineRelay:
         answer = build_call_result(unique_id, payload)
         self._observe_local(session, call, answer)
         logger.info(
-            "answered_offline charge_box_id=%s action=%s stored=%s backlog=%d", cbid, action, stored is not None, self.backlog
+            "answered_offline charge_box_id=%s action=%s stored=%s backlog=%d", cbid, action, keep and stored is not None, self.backlog
         )
         await session.send_to_charger(LINKRAY_TO_CHARGER, CALLRESULT, unique_id, action, answer.raw)
         if self.backlog and session.upstream is not None and session.upstream.connected:
@@ -148,7 +151,11 @@ class OfflineRelay:
         policy = await database_sync_to_async(offline_store.offline_policy)()
         status, expiry = (None, None)
         if policy == offline.CACHE and isinstance(id_tag, str):
-            status, expiry = await database_sync_to_async(offline_store.cached_authorization)(id_tag)
+            recent = self.session.hooks.recent_authorization(id_tag)
+            if recent is not None:
+                status, expiry = recent
+            else:
+                status, expiry = await database_sync_to_async(offline_store.cached_authorization)(id_tag)
         return offline.authorization_status(policy, status, expiry, now)
 
     def _observe_local(self, session: ChargerSession, call: Call, answer: CallResult) -> None:

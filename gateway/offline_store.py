@@ -35,6 +35,7 @@ def store_message(
     received_at: datetime,
     *,
     local_transaction_base: int,
+    keep: bool = True,
 ) -> StoredMessage:
     """Keep one charger CALL for replay; a StartTransaction also gets its local transaction id.
 
@@ -52,6 +53,10 @@ def store_message(
             message.local_transaction_id = local_transaction_base + message.pk
             message.save(update_fields=["local_transaction_id"])
             _record_offline_start(charge_box_id, message.local_transaction_id, raw, received_at)
+        if not keep:
+            # No CSMS to hand it to (standalone site): only the transaction id was wanted.
+            # The row's id is never reused (AUTOINCREMENT / sequence), so neither is the local id.
+            message.delete()
     return _stored(message)
 
 
@@ -142,7 +147,7 @@ def apply_effect(charge_box_id: str, effect: observe.Effect) -> None:
 
 def _stored(message: QueuedMessage) -> StoredMessage:
     return StoredMessage(
-        id=message.pk,
+        id=message.pk or 0,
         unique_id=message.unique_id,
         action=message.action,
         raw=message.raw,

@@ -30,6 +30,9 @@ class GatewayRuntime:
         self._flusher: asyncio.Task | None = None
         self._flush_lock: asyncio.Lock | None = None
         self._reported_drops = 0
+        # idTag -> (status, expiry) the CSMS stated since the last flush, so an outage right
+        # after an Authorize still finds the answer (the database copy lags by one flush).
+        self._recent_authorizations: dict[str, tuple[str, object]] = {}
 
     # --- SessionHooks ----------------------------------------------------------------------
 
@@ -37,7 +40,13 @@ class GatewayRuntime:
         self._dirty[session.charge_box_id] = session
 
     def effects(self, session, effects: list[observe.Effect]) -> None:
-        self._effects.extend((session.charge_box_id, effect) for effect in effects)
+        for effect in effects:
+            self._effects.append((session.charge_box_id, effect))
+            if isinstance(effect, observe.AuthorizationSeen):
+                self._recent_authorizations[effect.id_tag] = (effect.status, effect.expiry_date)
+
+    def recent_authorization(self, id_tag: str) -> tuple[str, object] | None:
+        return self._recent_authorizations.get(id_tag)
 
     # --- sessions --------------------------------------------------------------------------
 
@@ -77,6 +86,7 @@ class GatewayRuntime:
             entries = self.journal.take()
             dirty, self._dirty = self._dirty, {}
             effects, self._effects = self._effects, []
+            written_authorizations, self._recent_authorizations = self._recent_authorizations, {}
             states = [session.state for session in dirty.values()]
             if self.journal.dropped != self._reported_drops:
                 logger.warning("journal_entries_dropped total=%d", self.journal.dropped)
@@ -84,7 +94,13 @@ class GatewayRuntime:
             if entries:
                 await database_sync_to_async(write_journal_entries)(entries)
             if states or effects:
-                await database_sync_to_async(services.save_charger_states)(states, effects)
+                try:
+                    await database_sync_to_async(services.save_charger_states)(states, effects)
+                except Exception:
+                    # Keep answering from memory until a later flush succeeds.
+                    self._recent_authorizations = {**written_authorizations, **self._recent_authorizations}
+                    self._effects = effects + self._effects
+                    raise
 
     async def shutdown(self) -> None:
         if self._flusher is not None:

@@ -84,6 +84,8 @@ class SessionHooks(Protocol):
 
     def effects(self, session: ChargerSession, effects: list[observe.Effect]) -> None: ...
 
+    def recent_authorization(self, id_tag: str) -> tuple[str, object] | None: ...
+
 
 class CommandError(Exception):
     """A LinkRay CALL to a charger did not get a CALLRESULT."""

@@ -3,6 +3,7 @@ scale-out configuration (the machine's real Redis and PostgreSQL)."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 import sys
@@ -10,14 +11,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import redis
 
 from tests.peers.csms import CsmsServer
 from tests.peers.linkray import ROOT, LinkRayProcess
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/7"
-_TEMPLATE_DB = "linkray_e2e_template"
+# Per test run, so concurrent runs on one machine never drop each other's template.
+_TEMPLATE_DB = f"linkray_e2e_template_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +39,6 @@ def postgres_template():
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
-    import os
-
     return {**os.environ, **extra}
 
 
@@ -91,7 +90,8 @@ class Stack:
             with sqlite3.connect(self.tmp_path / "linkray-a" / "linkray.sqlite3") as connection:
                 return connection.execute(sql.replace("%s", "?"), params).fetchall()
         with psycopg.connect(self.base_env["DATABASE_URL"]) as connection:
-            return connection.execute(sql, params).fetchall()
+            cursor = connection.execute(sql, params)
+            return cursor.fetchall() if cursor.description is not None else []
 
     async def close(self):
         for process in self.processes:
@@ -111,7 +111,6 @@ async def stack(request, tmp_path):
     database = "linkray_e2e_" + secrets.token_hex(4)
     with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE {database} TEMPLATE {template}")
-    redis.Redis.from_url(REDIS).flushdb()
     stack = Stack(
         "scaleout",
         tmp_path,

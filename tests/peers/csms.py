@@ -37,6 +37,40 @@ class RecordingConnection:
         await self.websocket.send(message)
 
 
+class FaultyConnection(RecordingConnection):
+    """Lets a test make the CSMS drop the connection at a chosen point (one-shot faults)."""
+
+    def __init__(self, websocket, received, sent, server: CsmsServer):
+        super().__init__(websocket, received, sent)
+        self.server = server
+        self.calls_in = 0
+        self.results_out = 0
+
+    async def recv(self):
+        while True:
+            message = await self.websocket.recv()
+            self.received.append(message)
+            self.log.append(("in", message))
+            if isinstance(message, str) and message.lstrip("[ ").startswith("2"):
+                self.calls_in += 1
+                if self.server.drop_on_call is not None and self.calls_in >= self.server.drop_on_call:
+                    # Received but never answered: the answer is "lost" with the connection.
+                    self.server.drop_on_call = None
+                    await self.websocket.close()
+                    continue
+            return message
+
+    async def send(self, message):
+        if self.server.answer_gate is not None:
+            await self.server.answer_gate.wait()
+        await super().send(message)
+        if isinstance(message, str) and message.lstrip("[ ").startswith("3"):
+            self.results_out += 1
+            if self.server.drop_after_answer is not None and self.results_out >= self.server.drop_after_answer:
+                self.server.drop_after_answer = None
+                await self.websocket.close()
+
+
 class CsmsChargePoint(ChargePoint):
     """The CSMS's view of one charger."""
 
@@ -62,13 +96,13 @@ class CsmsChargePoint(ChargePoint):
 
     @on(Action.authorize)
     def on_authorize(self, id_tag):
-        return call_result.Authorize(id_tag_info={"status": self.server.id_tag_status(id_tag)})
+        return call_result.Authorize(id_tag_info=self.server.id_tag_info(id_tag))
 
     @on(Action.start_transaction)
     def on_start_transaction(self, connector_id, id_tag, meter_start, timestamp, **kwargs):
         transaction_id = next(self.server.transaction_ids)
         return call_result.StartTransaction(
-            transaction_id=transaction_id, id_tag_info={"status": self.server.id_tag_status(id_tag)}
+            transaction_id=transaction_id, id_tag_info=self.server.id_tag_info(id_tag)
         )
 
     @on(Action.stop_transaction)
@@ -101,6 +135,13 @@ class CsmsServer:
         self.subprotocols: dict[str, str | None] = {}
         self.rejected_tags: set[str] = set()
         self.transaction_ids = itertools.count(1001)
+        # One-shot faults, counted per connection: drop after sending the Nth CALLRESULT, or
+        # drop on receiving the Nth CALL without answering it.
+        self.drop_after_answer: int | None = None
+        self.drop_on_call: int | None = None
+        # While set and not yet released, the CSMS holds every answer back.
+        self.answer_gate: asyncio.Event | None = None
+        self.expiry: dict[str, str] = {}
         self._server = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -110,6 +151,12 @@ class CsmsServer:
 
     def id_tag_status(self, id_tag: str) -> str:
         return "Invalid" if id_tag in self.rejected_tags else "Accepted"
+
+    def id_tag_info(self, id_tag: str) -> dict:
+        info = {"status": self.id_tag_status(id_tag)}
+        if id_tag in self.expiry:
+            info["expiryDate"] = self.expiry[id_tag]
+        return info
 
     async def start(self, port: int = 0) -> CsmsServer:
         self._server = await websockets.serve(
@@ -152,7 +199,7 @@ class CsmsServer:
         self.connect_count[charge_box_id] = self.connect_count.get(charge_box_id, 0) + 1
         received = self.received.setdefault(charge_box_id, [])
         sent = self.sent.setdefault(charge_box_id, [])
-        charge_point = CsmsChargePoint(charge_box_id, RecordingConnection(websocket, received, sent), response_timeout=10)
+        charge_point = CsmsChargePoint(charge_box_id, FaultyConnection(websocket, received, sent, self), response_timeout=10)
         charge_point.server = self
         self.connections[charge_box_id] = charge_point
         task = asyncio.current_task()
