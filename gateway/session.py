@@ -12,6 +12,7 @@ timed out.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import logging
 import re
@@ -136,6 +137,20 @@ class SessionConfig:
     call_timeout_s: float = 30.0
     max_frame_bytes: int = 256 * 1024
     pending_limit: int = 16
+
+
+def basic_auth_header(charge_box_id: str, key_hex: str) -> str | None:
+    """OCPP security profile 1/2: user is the charge box id, password the AuthorizationKey's
+    bytes (the CSMS writes the key hex-encoded); None if the key is not hex."""
+    try:
+        password = bytes.fromhex(key_hex)
+    except ValueError:
+        return None
+    return "Basic " + base64.b64encode(charge_box_id.encode("utf-8") + b":" + password).decode("ascii")
+
+
+def plain_basic_auth_header(charge_box_id: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{charge_box_id}:{password}".encode("utf-8")).decode("ascii")
 
 
 def frame_head(raw: str | bytes) -> tuple[int, str, str | None] | None:
@@ -496,7 +511,22 @@ class ChargerSession:
             return
         self.hooks.state_changed(self)
         if effects:
+            for effect in effects:
+                if isinstance(effect, observe.AuthorizationKeyChanged):
+                    self._adopt_authorization_key(effect.key_hex)
             self.hooks.effects(self, effects)
+
+    def _adopt_authorization_key(self, key_hex: str) -> None:
+        # The CSMS will expect the new password on the next connection; the charger uses it
+        # when it reconnects, and so must LinkRay's own upstream reconnects meanwhile.
+        if self.upstream is None:
+            return
+        # The whitepaper has the charger use the key's bytes as password; some firmware uses the
+        # hex text itself. Try the former first and fall back to the latter if refused.
+        candidates = [header for header in (basic_auth_header(self.charge_box_id, key_hex), plain_basic_auth_header(self.charge_box_id, key_hex)) if header]
+        if candidates:
+            self.upstream.update_authorization(*candidates)
+            logger.info("authorization_key_adopted charge_box_id=%s", self.charge_box_id)
 
     def _parse(self, raw: str | bytes, direction: str | None):
         try:

@@ -82,6 +82,7 @@ class UpstreamLink:
         self._reconnector: asyncio.Task | None = None
         self._closed = False
         self._rng = random.Random()
+        self._authorization_candidates: list[str] = []
 
     @property
     def connected(self) -> bool:
@@ -141,8 +142,11 @@ class UpstreamLink:
             return
         self._reconnector = asyncio.create_task(self._reconnect(), name=f"upstream-reconnect:{self._charge_box_id}")
 
-    def update_authorization(self, authorization: str) -> None:
-        self.config = replace(self.config, authorization=authorization)
+    def update_authorization(self, *candidates: str) -> None:
+        """Use a new Authorization header from the next connection on. With several
+        candidates, a refused handshake moves on to the next one."""
+        self._authorization_candidates = list(candidates)
+        self.config = replace(self.config, authorization=candidates[0])
 
     async def send(self, raw: str | bytes) -> bool:
         connection = self._connection
@@ -204,6 +208,9 @@ class UpstreamLink:
                     logger.warning(
                         "csms_reconnect_refused charge_box_id=%s status=%s", self._charge_box_id, error.status
                     )
+                    if len(self._authorization_candidates) > 1:
+                        self._authorization_candidates.append(self._authorization_candidates.pop(0))
+                        self.config = replace(self.config, authorization=self._authorization_candidates[0])
                     continue
                 except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as error:
                     logger.info(

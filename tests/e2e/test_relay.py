@@ -259,3 +259,37 @@ async def test_every_frame_lands_in_the_journal(stack):
         assert rows[0][2] == charger.sent[0]
         await wait_for(lambda: len(stack.query("SELECT id FROM gateway_journalentry WHERE charge_box_id=%s", ("CP-J",))) == 2, what="answer journaled")
         assert stack.query("SELECT direction, action FROM gateway_journalentry WHERE charge_box_id=%s ORDER BY id", ("CP-J",))[1] == ("csms>charger", "Heartbeat")
+
+
+async def test_new_authorization_key_is_used_when_the_csms_leg_reconnects(stack):
+    csms = await stack.start_csms(passwords={"CP-KEY": b"old-password-16byte"})
+    port = csms.port
+    linkray = stack.start_linkray()
+    async with ConnectedCharger(linkray.url, "CP-KEY", headers={"Authorization": basic_auth("CP-KEY", b"old-password-16byte")}) as charger:
+        connection = await csms.wait_connected("CP-KEY")
+        new_key = b"new-password-20bytes"
+        result = await connection.call(call.ChangeConfiguration(key="AuthorizationKey", value=new_key.hex()))
+        assert result.status == "Accepted"
+        await csms.stop()
+        csms.passwords["CP-KEY"] = new_key
+        await csms.start(port)
+        await csms.wait_connected("CP-KEY", timeout=20)
+        assert csms.auth_headers["CP-KEY"] == basic_auth("CP-KEY", new_key)
+        assert (await charger.call(call.Heartbeat())).current_time
+
+
+async def test_site_can_refuse_unknown_charge_box_ids(stack):
+    csms = await stack.start_csms()
+    linkray = stack.start_linkray()
+    async with ConnectedCharger(linkray.url, "CP-KNOWN"):
+        await csms.wait_connected("CP-KNOWN")
+    stack.query(
+        "INSERT INTO gateway_gatewaysettings (id, accept_unknown_chargers, offline_authorization) VALUES (1, false, 'cache') "
+        "ON CONFLICT (id) DO UPDATE SET accept_unknown_chargers = excluded.accept_unknown_chargers"
+    )
+    with pytest.raises(websockets.InvalidStatus):
+        await websockets.connect(f"{linkray.url}/CP-STRANGER", subprotocols=["ocpp1.6"])
+    await wait_for(lambda: "charger_refused charge_box_id=CP-STRANGER reason=unknown" in linkray.log(), what="log line")
+    assert "CP-STRANGER" not in csms.connect_count
+    async with ConnectedCharger(linkray.url, "CP-KNOWN") as charger:  # known chargers still welcome
+        assert (await charger.call(call.Heartbeat())).current_time
