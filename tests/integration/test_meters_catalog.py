@@ -79,3 +79,29 @@ def test_a_broken_shipped_map_stops_startup(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"key": "bad"}))
     with pytest.raises(MeterMapError, match="bad.json: name: is required"):
         load_catalog(tmp_path, None)
+
+
+@pytest.mark.parametrize(
+    ("key", "requests"),
+    [
+        ("sdm630", [("input", 0, 76)]),
+        ("sdm72dm", [("input", 0, 76)]),
+        ("sdm120", [("input", 0, 76)]),
+        ("em24", [("input", 0, 94)]),
+        ("em24_e1", [("input", 0, 80)]),
+        ("em340", [("input", 0, 80)]),
+        ("abb_b2x", [("holding", 0x5000, 8), ("holding", 0x5B00, 45)]),
+        ("iem3155", [("holding", 0x0BB7, 112), ("holding", 0x0C83, 8)]),
+        ("pac2200", [("input", 1, 66), ("input", 801, 12)]),
+        ("sunspec", [("holding", 40070 + 3, 52)]),  # offsets 3 (AphA) to 54 (TotWh_SF)
+    ],
+)
+def test_each_shipped_map_is_read_in_as_few_requests_as_it_allows(key, requests):
+    meter_map = catalog().maps[key]
+    if meter_map.is_sunspec:
+        meter_map = meter_map.at_sunspec_model(203, 40070)
+    plan = plan_reads(meter_map)
+    assert [(r.register_type, r.address, r.count) for r in plan] == requests
+    assert all(r.count <= meter_map.max_registers_per_request for r in plan)
+    if meter_map.manufacturer == "Eastron":
+        assert meter_map.max_registers_per_request == 80
