@@ -1,0 +1,68 @@
+"""The embedded default end to end: `manage.py serve` polls a meter added in its database and the
+meters page shows the live reading within seconds (simulate_meter as the meter)."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests.peers.linkray import ROOT, LinkRayProcess
+from tests.peers.meter import SimulateMeterProcess
+from tests.peers.waiting import wait_for_sync
+
+PASSWORD = "meters-test-password"
+
+
+def logged_in_opener(base_url: str) -> urllib.request.OpenerDirector:
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    login_page = opener.open(f"{base_url}/accounts/login/", timeout=5).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page).group(1)
+    form = urllib.parse.urlencode({"username": "admin", "password": PASSWORD, "csrfmiddlewaretoken": token}).encode()
+    opener.open(urllib.request.Request(f"{base_url}/accounts/login/", data=form, headers={"Referer": f"{base_url}/accounts/login/"}), timeout=5)
+    return opener
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "gateway/management/commands/serve.py runs _start_background through reactor.callWhenRunning before "
+        "asyncio's loop is running: runtime.ensure_started() raises 'no running event loop' and no "
+        "LINKRAY_EMBEDDED_TASKS start. Scheduling it with asyncio.get_event_loop().call_soon(_start_background) "
+        "makes this pass (checked on a copy of the tree); remove this mark with that fix."
+    ),
+)
+def test_serve_polls_a_new_meter_and_the_page_shows_it_live(tmp_path):
+    simulator = SimulateMeterProcess(
+        "--model", "sdm630", "--port", "0", "--no-chargers", "--base-current", "11,12,13", log_path=tmp_path / "sim.log"
+    ).start()
+    linkray = LinkRayProcess({"LINKRAY_ADMIN_PASSWORD": PASSWORD, "LINKRAY_METER_CONFIG_RELOAD_S": "0.2"}, tmp_path / "linkray")
+    try:
+        linkray.start()
+        subprocess.run(
+            [
+                sys.executable, "manage.py", "shell", "-c",
+                "from meters.models import Meter; "
+                f"Meter.objects.create(name='Grid', model_key='sdm630', transport='tcp', host='127.0.0.1', port={simulator.port})",
+            ],
+            cwd=ROOT, env={**os.environ, **linkray.env, "LINKRAY_DATA_DIR": str(linkray.data_dir)}, check=True, capture_output=True,
+        )
+        opener = logged_in_opener(linkray.http_url)
+
+        def live_rows_once_read() -> str:
+            request = urllib.request.Request(f"{linkray.http_url}/meters/", headers={"HX-Request": "true"})
+            rows = opener.open(request, timeout=5).read().decode()
+            return rows if 'data-state="ok"' in rows else ""
+
+        html = wait_for_sync(live_rows_once_read, 10, "a live reading on /meters/")
+        assert "11.00 A" in html and "12.00 A" in html and "13.00 A" in html
+    finally:
+        linkray.stop()
+        simulator.stop()
+
