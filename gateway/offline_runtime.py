@@ -140,7 +140,7 @@ class OfflineRelay:
         )
         answer = build_call_result(unique_id, payload)
         self._observe_local(session, call, answer)
-        logger.info(
+        logger.debug(
             "answered_offline charge_box_id=%s action=%s stored=%s backlog=%d", cbid, action, keep and stored is not None, self.backlog
         )
         await session.send_to_charger(LINKRAY_TO_CHARGER, CALLRESULT, unique_id, action, answer.raw)

@@ -29,15 +29,6 @@ def logged_in_opener(base_url: str) -> urllib.request.OpenerDirector:
     return opener
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "gateway/management/commands/serve.py runs _start_background through reactor.callWhenRunning before "
-        "asyncio's loop is running: runtime.ensure_started() raises 'no running event loop' and no "
-        "LINKRAY_EMBEDDED_TASKS start. Scheduling it with asyncio.get_event_loop().call_soon(_start_background) "
-        "makes this pass (checked on a copy of the tree); remove this mark with that fix."
-    ),
-)
 def test_serve_polls_a_new_meter_and_the_page_shows_it_live(tmp_path):
     simulator = SimulateMeterProcess(
         "--model", "sdm630", "--port", "0", "--no-chargers", "--base-current", "11,12,13", log_path=tmp_path / "sim.log"

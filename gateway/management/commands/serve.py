@@ -70,7 +70,9 @@ def _on_ready(server, host: str) -> None:
         print(f"LinkRay listening on http://{host}:{actual_port}/ (chargers: ws://{host}:{actual_port}/ocpp/<chargeBoxId>)", flush=True)
     from twisted.internet import reactor
 
-    reactor.callWhenRunning(_start_background)
+    # Startup triggers fire before the reactor starts the asyncio loop; call_soon runs the
+    # background work once the loop itself is running.
+    reactor.callWhenRunning(lambda: reactor._asyncioEventloop.call_soon(_start_background))
 
 
 def _start_background() -> None:
