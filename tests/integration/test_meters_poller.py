@@ -205,13 +205,24 @@ async def test_the_embedded_loop_polls_each_meter_on_its_own_and_follows_config_
             await asyncio.gather(poller_task, return_exceptions=True)
 
 
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "meters-test"}}
+REDIS = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:6379/11",  # not the e2e stack's db: clear() flushes it
+        "KEY_PREFIX": "meters-test",
+    }
+}
+
+
 @pytest.mark.django_db(transaction=True)
-def test_the_celery_task_polls_due_meters_through_the_cache(tmp_path, monkeypatch):
+@pytest.mark.parametrize("caches", [LOCMEM, pytest.param(REDIS, marks=pytest.mark.scaleout)], ids=["locmem", "redis"])
+def test_the_celery_task_polls_due_meters_through_the_cache(tmp_path, monkeypatch, caches):
     simulator = SimulateMeterProcess("--model", "em340", "--port", "0", "--no-chargers", log_path=tmp_path / "sim.log").start()
     monkeypatch.setattr(tasks, "_poller", None)
     monkeypatch.setattr(tasks, "_configs_loaded_at", None)
     try:
-        with override_settings(LINKRAY_EMBEDDED=False):
+        with override_settings(LINKRAY_EMBEDDED=False, CACHES=caches):
             meter = Meter.objects.create(
                 name="grid", model_key="em340", transport="tcp", host="127.0.0.1", port=simulator.port, poll_interval_s=1,
             )
@@ -227,8 +238,8 @@ def test_the_celery_task_polls_due_meters_through_the_cache(tmp_path, monkeypatc
             assert tasks.poll_due_meters_task() == 0
             cache.delete(f"meters:polling:{meter.pk}")
             assert tasks.poll_due_meters_task() == 1
+            cache.clear()
     finally:
         if tasks._poller is not None:
             tasks._poller.close()
         simulator.stop()
-        cache.clear()
