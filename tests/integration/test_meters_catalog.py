@@ -86,12 +86,12 @@ def test_a_broken_shipped_map_stops_startup(tmp_path):
     [
         ("sdm630", [("input", 0, 76)]),
         ("sdm72dm", [("input", 0, 76)]),
-        ("sdm120", [("input", 0, 76)]),
+        ("sdm120", [("input", 0, 14), ("input", 70, 6)]),  # 2400 baud: skipping the gap is faster
         ("em24", [("input", 0, 94)]),
         ("em24_e1", [("input", 0, 80)]),
         ("em340", [("input", 0, 80)]),
         ("abb_b2x", [("holding", 0x5000, 8), ("holding", 0x5B00, 45)]),
-        ("iem3155", [("holding", 0x0BB7, 112), ("holding", 0x0C83, 8)]),
+        ("iem3155", [("holding", 0x0BB7, 62), ("holding", 0x0C25, 2), ("holding", 0x0C83, 8)]),
         ("pac2200", [("input", 1, 66), ("input", 801, 12)]),
         ("sunspec", [("holding", 40070 + 3, 52)]),  # offsets 3 (AphA) to 54 (TotWh_SF)
     ],
