@@ -1,0 +1,45 @@
+"""Scale-out: several `manage.py serve` processes on the machine's real Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+
+import pytest
+from ocpp.v16 import call
+from tests.peers.charger import ConnectedCharger
+from tests.peers.waiting import wait_for
+
+
+def api_call(base_url: str, token: str, charge_box_id: str, action: str, payload: dict) -> dict:
+    request = urllib.request.Request(
+        f"{base_url}/api/chargers/{charge_box_id}/calls",
+        data=json.dumps({"action": action, "payload": payload}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+async def test_a_charger_on_one_process_is_reached_from_another(stack):
+    if stack.kind != "scaleout":
+        pytest.skip("several server processes need REDIS_URL (the in-memory layer is per process)")
+    csms = await stack.start_csms()
+    token = "scaleout-test-token"
+    first = stack.start_linkray(env={"LINKRAY_API_TOKEN": token}, name="a")
+    second = stack.start_linkray(env={"LINKRAY_API_TOKEN": token}, name="b")
+    async with ConnectedCharger(first.url, "CP-FAR") as charger:
+        await csms.wait_connected("CP-FAR")
+        await wait_for(
+            lambda: stack.query("SELECT charger_connected FROM gateway_charger WHERE charge_box_id=%s", ("CP-FAR",)) == [(True,)],
+            what="charger registered",
+        )
+        result = await asyncio.to_thread(
+            api_call, second.http_url, token, "CP-FAR", "GetConfiguration", {"key": ["ChargeProfileMaxStackLevel"]}
+        )
+        assert result["payload"]["configurationKey"][0]["value"] == "8"
+        assert ("GetConfiguration", {"key": ["ChargeProfileMaxStackLevel"]}) in charger.peer.requests
+        # LinkRay's own answer stayed inside LinkRay.
+        assert not any("ChargeProfileMaxStackLevel" in raw for raw in csms.received.get("CP-FAR", []))
