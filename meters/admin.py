@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from meters.forms import MeterForm
 from meters.models import Meter, MeterHistory
 
 
 @admin.register(Meter)
 class MeterAdmin(admin.ModelAdmin):
+    form = MeterForm  # the same validation as the meters page (model from the catalog, line checks)
     list_display = ("name", "model_key", "role", "transport", "unit_id", "poll_interval_s", "enabled")
     list_filter = ("role", "transport", "enabled")
     search_fields = ("name", "model_key", "host", "serial_port")

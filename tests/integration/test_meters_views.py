@@ -205,3 +205,12 @@ def test_a_meter_whose_map_disappeared_stays_visible_and_editable(client):
 
 def test_the_nav_links_to_the_meters_page(client):
     assert '<a href="/meters/">Meters</a>' in client.get("/meters/").content.decode()
+
+
+def test_the_admin_uses_the_same_validation(client, django_user_model):
+    client.force_login(django_user_model.objects.create(username="root", is_staff=True, is_superuser=True))
+    assert "Eastron SDM630 (v1/v2)" in client.get("/admin/meters/meter/add/").content.decode()
+    response = client.post("/admin/meters/meter/add/", {**VALID_TCP, "host": ""})
+    assert response.status_code == 200 and "needs the host name" in response.content.decode()
+    assert client.post("/admin/meters/meter/add/", VALID_TCP).status_code == 302
+    assert client.get("/admin/meters/meterhistory/").status_code == 200
