@@ -88,6 +88,10 @@ class Connection:
     def is_serial(self) -> bool:
         return self.transport == "rtu"
 
+    def serial_settings(self) -> dict[str, int | str]:
+        """The line settings, as pymodbus's serial client and pyserial both take them."""
+        return {"baudrate": self.baudrate, "bytesize": self.bytesize, "parity": self.parity, "stopbits": self.stopbits}
+
     def describe(self) -> str:
         if self.is_serial:
             return f"{self.serial_port} at {self.baudrate} baud {self.bytesize}{self.parity}{self.stopbits}"
@@ -126,10 +130,7 @@ class ModbusLine:
             return AsyncModbusSerialClient(
                 connection.serial_port,
                 framer=FramerType.RTU,
-                baudrate=connection.baudrate,
-                bytesize=connection.bytesize,
-                parity=connection.parity,
-                stopbits=connection.stopbits,
+                **connection.serial_settings(),
                 timeout=connection.timeout_s,
                 retries=0,
                 reconnect_delay=0,
@@ -170,14 +171,7 @@ class ModbusLine:
             try:
                 import serial
 
-                serial.Serial(
-                    connection.serial_port,
-                    baudrate=connection.baudrate,
-                    bytesize=connection.bytesize,
-                    parity=connection.parity,
-                    stopbits=connection.stopbits,
-                    exclusive=True,
-                ).close()
+                serial.Serial(connection.serial_port, **connection.serial_settings(), exclusive=True).close()
             except Exception as error:  # SerialException, termios.error, ValueError
                 return f"cannot open serial port {connection.serial_port}: {error}"
             return f"cannot open serial port {connection.serial_port}"

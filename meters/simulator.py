@@ -115,9 +115,15 @@ class _UnitsOnTheLine:
         return await self._core.async_setValues(device_id, func_code, address, values)
 
 
-async def _serve(server):
+async def _serve(server, where: str):
     server.context = _UnitsOnTheLine(server.context)
-    await server.serve_forever(background=True)
+    try:
+        await server.serve_forever(background=True)  # RuntimeError when it cannot listen
+    except RuntimeError:
+        server.transport = None
+    if server.transport is None:
+        await server.shutdown()
+        raise OSError(f"cannot {where} (in use, missing, or not permitted)")
     return server
 
 
@@ -140,10 +146,7 @@ async def start_tcp_server(
         ignore_missing_devices=not answer_unknown_units,
         trace_packet=trace_packet,
     )
-    await _serve(server)
-    if server.transport is None:
-        raise OSError(f"cannot listen on {host}:{port}")
-    return server
+    return await _serve(server, f"listen on {host}:{port}")
 
 
 async def start_serial_server(
@@ -159,10 +162,7 @@ async def start_serial_server(
         stopbits=stopbits,
         ignore_missing_devices=True,
     )
-    await _serve(server)
-    if server.transport is None:
-        raise OSError(f"cannot open serial port {serial_port}")
-    return server
+    return await _serve(server, f"open serial port {serial_port}")
 
 
 def bound_port(server: ModbusTcpServer) -> int:

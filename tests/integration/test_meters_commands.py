@@ -89,6 +89,14 @@ def test_simulate_meter_refuses_bad_arguments():
         call_command("simulate_meter", "--model", "sdm630", "--base-current", "1,2")
     with pytest.raises(CommandError, match="--unit 300"):
         call_command("simulate_meter", "--model", "sdm630", "--unit", "300")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(CommandError, match=f"cannot listen on 127.0.0.1:{port}"):
+            call_command("simulate_meter", "--model", "sdm630", "--port", str(port), "--no-chargers")
+    with pytest.raises(CommandError, match="cannot open serial port /dev/ttyNoSuchAdapter"):
+        call_command("simulate_meter", "--model", "sdm630", "--serial", "/dev/ttyNoSuchAdapter", "--no-chargers")
 
 
 def test_the_simulated_site_adds_charging_currents_and_counts_energy():
