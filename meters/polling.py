@@ -115,6 +115,7 @@ class ModbusLine:
         self.connection = connection
         self.client: AsyncModbusSerialClient | AsyncModbusTcpClient | None = None
         self._connect_lock = asyncio.Lock()
+        self._request_lock = asyncio.Lock()  # one request at a time on the bus, and its byte count
         self._bytes_received = 0
 
     def _count_received(self, sending: bool, packet: bytes) -> bytes:
@@ -189,6 +190,10 @@ class ModbusLine:
 
     async def read(self, request: ReadRequest, unit_id: int) -> list[int]:
         """The registers of one request, or MeterUnavailable."""
+        async with self._request_lock:
+            return await self._read(request, unit_id)
+
+    async def _read(self, request: ReadRequest, unit_id: int) -> list[int]:
         await self.connect()
         assert self.client is not None
         read = self.client.read_input_registers if request.register_type == "input" else self.client.read_holding_registers

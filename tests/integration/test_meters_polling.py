@@ -3,6 +3,7 @@ framings, and the ways a meter fails."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -200,5 +201,10 @@ async def test_meters_on_one_line_share_it_by_unit_id():
         try:
             assert_reading_matches(await MeterReader(line, first, 1).read(now), values_1)
             assert_reading_matches(await MeterReader(line, second, 2).read(now), values_2)
+            # Polled at the same moment (two poller tasks), the line takes one request at a time.
+            readings = await asyncio.gather(*(MeterReader(line, first, 1).read(now) for _ in range(3)), MeterReader(line, second, 2).read(now))
+            for reading in readings[:3]:
+                assert_reading_matches(reading, values_1)
+            assert_reading_matches(readings[3], values_2)
         finally:
             line.close()
