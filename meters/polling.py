@@ -100,7 +100,10 @@ class Connection:
 
 
 def serial_port_problem(path: str) -> str:
-    """Why a serial port cannot be opened, found before pymodbus tries ('' if none is seen)."""
+    """Why a serial port cannot be opened, found before pymodbus tries ('' if none is seen).
+    Only device paths are checked; pyserial URLs (rfc2217://, socket://) are left to it."""
+    if "://" in path:
+        return ""
     if not os.path.exists(path):
         return f"serial port {path} does not exist: is the RS-485 adapter plugged in (ls /dev/ttyUSB* /dev/serial/by-id)?"
     if not os.access(path, os.R_OK | os.W_OK):
@@ -206,9 +209,9 @@ class ModbusLine:
         except (ModbusIOException, TimeoutError) as error:
             self._after_silence()
             raise MeterUnavailable(self._no_answer(unit_id, str(error))) from None
-        except ConnectionException:
+        except (ConnectionException, OSError) as error:
             self.close()
-            raise MeterUnavailable(f"connection to {connection.describe()} lost") from None
+            raise MeterUnavailable(f"connection to {connection.describe()} lost: {error}") from None
         except ModbusException as error:
             self.close()
             raise MeterUnavailable(f"garbled answer from unit {unit_id} on {connection.describe()}: {error}") from None
@@ -277,6 +280,8 @@ class MeterReader:
                 break
             except MeterRefused as refused:
                 if refused.exception_code != 2 or self._gapless or plan == plan_reads(meter_map, allow_gaps=False):
+                    if self.meter_map.is_sunspec:
+                        self._resolved = None  # another device answers there now? Look again next poll.
                     raise
                 # Some meters refuse reads that span undocumented registers: read only the
                 # documented ones from now on (more requests, but answers).

@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from meters.polling import Connection, MeterReader, MeterUnavailable, ModbusLine, read_once
 from meters.registers import plan_reads
 from meters.simulator import SimulatedMeter, start_serial_server
-from tests.peers.meter import SerialPair, SimulateMeterProcess, known_values, meter_map
+from tests.peers.meter import MeterPeer, SerialPair, SimulateMeterProcess, known_values, meter_map
 
 pytestmark = pytest.mark.skipif(not SerialPair.available(), reason="socat is not installed (.ci/run installs it)")
 
@@ -100,3 +100,10 @@ def test_simulate_meter_on_a_serial_port_answers_meter_probe(serial_pair, tmp_pa
             call_command("meter_probe", "--model", "sdm72dm", "--port", serial_pair.linkray_end, "--unit", "2", "--timeout", "0.2")
     finally:
         assert simulator.stop() == 0, simulator.output()
+
+
+async def test_a_pyserial_url_port_reaches_the_meter():
+    # socket://host:port is pyserial's raw TCP "serial port" (RTU framing over a socket).
+    async with MeterPeer.of("sdm630", rtu_framing=True) as peer:
+        reading, _, _ = await read_once(serial_connection(f"socket://127.0.0.1:{peer.port}"), meter_map("sdm630"), 1, now)
+    assert reading.current_a.l1 == pytest.approx(known_values(meter_map("sdm630"))["current_a.l1"])
