@@ -174,7 +174,12 @@ def _boot_notification(state: ChargerState, request: dict, response: dict, now: 
     state.model = _str(request.get("chargePointModel"), state.model)
     state.serial_number = _str(request.get("chargePointSerialNumber") or request.get("chargeBoxSerialNumber"), "")
     state.firmware_version = _str(request.get("firmwareVersion"), "")
-    state.boot = {key: value for key, value in request.items() if isinstance(value, str | int | float)}
+    # Only plain values that are strict JSON (the wire's parser accepts NaN/Infinity; jsonb does not).
+    state.boot = {
+        key: value
+        for key, value in request.items()
+        if isinstance(value, str | int) or (isinstance(value, float) and _float(value) is not None)
+    }
     state.boot_status = _str(response.get("status"), "")
     state.heartbeat_interval_s = _int(response.get("interval"))
     state.last_boot_at = now
@@ -358,7 +363,7 @@ def _float(value: Any) -> float | None:
         return None
     try:
         result = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return result if result == result and result not in (float("inf"), float("-inf")) else None
 

@@ -156,10 +156,14 @@ def plain_basic_auth_header(charge_box_id: str, password: str) -> str:
 def frame_head(raw: str | bytes) -> tuple[int, str, str | None] | None:
     """(message type, unique id, action) read from the frame's head, or None if unreadable."""
     if isinstance(raw, bytes):
+        head = raw[:200]
         try:
-            raw = raw[:200].decode("utf-8", errors="strict")
-        except UnicodeDecodeError:
-            return None
+            raw = head.decode("utf-8")
+        except UnicodeDecodeError as error:
+            # A cut inside a multi-byte character at the very end is fine; bad bytes are not.
+            if error.start < len(head) - 3:
+                return None
+            raw = head[: error.start].decode("utf-8")
     match = _HEAD.match(raw)
     if match is None:
         return None

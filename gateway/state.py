@@ -149,7 +149,19 @@ class ChargerState:
             )
             state.transactions[transaction.transaction_id] = transaction
         for raw in data.get("csms_profiles") or []:
-            state.csms_profiles.append(InstalledProfile(**raw))
+            try:
+                state.csms_profiles.append(
+                    InstalledProfile(
+                        connector_id=int(raw["connector_id"]),
+                        charging_profile_id=int(raw["charging_profile_id"]),
+                        stack_level=int(raw["stack_level"]),
+                        purpose=str(raw["purpose"]),
+                        transaction_id=raw.get("transaction_id"),
+                        profile=raw.get("profile") or {},
+                    )
+                )
+            except (KeyError, TypeError, ValueError):
+                continue  # a snapshot from another version: the profile is relearned from traffic
         return state
 
 

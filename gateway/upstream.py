@@ -57,9 +57,10 @@ class UpstreamRejected(Exception):
 def backoff_delays(minimum_s: float, maximum_s: float, rng: random.Random):
     """Exponential backoff with full jitter, so a site's chargers do not reconnect in step."""
     attempt = 0
+    floor = min(minimum_s / 2, maximum_s)
     while True:
-        ceiling = min(maximum_s, minimum_s * (2**attempt))
-        yield rng.uniform(minimum_s / 2, ceiling)
+        ceiling = max(floor, min(maximum_s, minimum_s * (2**attempt)))
+        yield rng.uniform(floor, ceiling)
         attempt = min(attempt + 1, 30)
 
 

@@ -87,7 +87,11 @@ def env_ws_url(env: Mapping[str, str], name: str) -> str:
 
 
 def validate_ws_url(value: str, name: str = "URL") -> None:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - reading it validates it (raises on a bad port)
+    except ValueError as error:
+        raise EnvError(f"{name}={value!r}: not a valid URL ({error})") from None
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise EnvError(f"{name}={value!r}: expected a ws:// or wss:// URL with a host")
     if parts.query or parts.fragment:

@@ -252,21 +252,11 @@ def test_any_url_is_returned_or_refused_naming_the_variable(value):
         assert result == "" or result.lower().startswith(("ws://", "wss://"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: validate_ws_url lets urlsplit's ValueError('Invalid IPv6 URL') escape, not an EnvError naming the variable",
-)
 def test_an_unbalanced_ipv6_bracket_is_refused_naming_the_variable():
     with raises_naming(NAME, "ws://[::1/ocpp"):
         env_ws_url({NAME: "ws://[::1/ocpp"}, NAME)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="BUG: validate_ws_url never reads the port, so a non-numeric or out-of-range port passes"
-)
 @pytest.mark.parametrize("value", ["ws://csms.example:http/ocpp", "ws://csms.example:99999/ocpp"])
 def test_a_csms_url_with_an_impossible_port_stops_startup(value):
     with raises_naming(NAME, value):

@@ -612,12 +612,6 @@ def test_frame_head_leaves_the_action_out_when_it_cannot_read_it():
     assert frame_head('[2, "x", "Vendor Action", {}]') == (CALL, "x", None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: frame_head decodes raw[:200] strictly, so a bytes frame whose 200th byte splits a UTF-8 character "
-    "has an unreadable head",
-)
 def test_frame_head_reads_a_bytes_frame_whatever_character_straddles_byte_200():
     for filler in range(150, 160):
         raw = json.dumps([CALL, "m1", "DataTransfer", {"data": "x" * filler + "é" * 40}], ensure_ascii=False).encode()

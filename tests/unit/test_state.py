@@ -169,11 +169,6 @@ def test_unknown_top_level_keys_are_ignored():
     assert ChargerState.from_dict({"charge_box_id": "CP-1", "from_a_newer_version": 1}) == ChargerState("CP-1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: ChargerState.from_dict builds InstalledProfile(**raw), so a stored profile missing a key raises",
-)
 def test_a_stored_profile_without_a_transaction_id_loads_with_none():
     data = {
         "charge_box_id": "CP-1",
