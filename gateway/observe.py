@@ -313,6 +313,12 @@ def _clear_charging_profile(state: ChargerState, request: dict, response: dict, 
 
 
 def clear_profiles(state: ChargerState, request: dict) -> None:
+    # A criterion that is present but unreadable matches nothing: it must not widen the clear.
+    for key in ("id", "connectorId", "stackLevel"):
+        if request.get(key) is not None and _int(request.get(key)) is None:
+            return
+    if request.get("chargingProfilePurpose") is not None and not isinstance(request.get("chargingProfilePurpose"), str):
+        return
     profile_id = _int(request.get("id"))
     connector_id = _int(request.get("connectorId"))
     purpose = request.get("chargingProfilePurpose")
