@@ -6,7 +6,7 @@ store a snapshot without knowing the shape.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -97,8 +97,47 @@ class ChargerState:
         return existing
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        return _jsonable(data)
+        # Written out by hand: dataclasses.asdict deep-copies recursively and costs ~8x more,
+        # and the flusher serialises every changed charger every second.
+        return {
+            "charge_box_id": self.charge_box_id,
+            "vendor": self.vendor,
+            "model": self.model,
+            "serial_number": self.serial_number,
+            "firmware_version": self.firmware_version,
+            "boot": dict(self.boot),
+            "boot_status": self.boot_status,
+            "heartbeat_interval_s": self.heartbeat_interval_s,
+            "last_boot_at": _iso(self.last_boot_at),
+            "last_seen_at": _iso(self.last_seen_at),
+            "charger_connected": self.charger_connected,
+            "csms_state": self.csms_state,
+            "csms_down_since": _iso(self.csms_down_since),
+            "connectors": {str(key): _connector_dict(connector) for key, connector in self.connectors.items()},
+            "transactions": {
+                str(key): {
+                    "transaction_id": tx.transaction_id,
+                    "connector_id": tx.connector_id,
+                    "id_tag": tx.id_tag,
+                    "meter_start_wh": tx.meter_start_wh,
+                    "started_at": _iso(tx.started_at),
+                    "csms_transaction_id": tx.csms_transaction_id,
+                    "id_tag_status": tx.id_tag_status,
+                }
+                for key, tx in self.transactions.items()
+            },
+            "csms_profiles": [
+                {
+                    "connector_id": profile.connector_id,
+                    "charging_profile_id": profile.charging_profile_id,
+                    "stack_level": profile.stack_level,
+                    "purpose": profile.purpose,
+                    "transaction_id": profile.transaction_id,
+                    "profile": profile.profile,
+                }
+                for profile in self.csms_profiles
+            ],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChargerState:
@@ -165,14 +204,33 @@ class ChargerState:
         return state
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
-    return value
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _phases_dict(phases: Phases) -> dict[str, float | None]:
+    return {"l1": phases.l1, "l2": phases.l2, "l3": phases.l3}
+
+
+def _connector_dict(connector: ConnectorState) -> dict[str, Any]:
+    meter = connector.meter
+    return {
+        "connector_id": connector.connector_id,
+        "status": connector.status,
+        "error_code": connector.error_code,
+        "info": connector.info,
+        "vendor_error_code": connector.vendor_error_code,
+        "status_at": _iso(connector.status_at),
+        "meter": {
+            "current_a": _phases_dict(meter.current_a),
+            "voltage_v": _phases_dict(meter.voltage_v),
+            "power_w": meter.power_w,
+            "energy_wh": meter.energy_wh,
+            "offered_current_a": meter.offered_current_a,
+            "soc_percent": meter.soc_percent,
+            "measured_at": _iso(meter.measured_at),
+        },
+    }
 
 
 def _parse_dt(value: Any) -> datetime | None:
