@@ -178,8 +178,10 @@ LINKRAY_CSMS_URL = env_ws_url(ENV, "LINKRAY_CSMS_URL")
 # PEM bundle to verify a wss:// CSMS against instead of the system's CAs.
 LINKRAY_CSMS_CA_BUNDLE = env_str(ENV, "LINKRAY_CSMS_CA_BUNDLE")
 # permessage-deflate on the CSMS leg: costs CPU and memory per connection, pays only on a
-# metered or slow uplink. The charger leg (local network) is never compressed.
+# metered or slow uplink.
 LINKRAY_CSMS_COMPRESSION = env_bool(ENV, "LINKRAY_CSMS_COMPRESSION", False)
+# The same for the charger leg: a charger that offers permessage-deflate gets it only when on.
+LINKRAY_CHARGER_COMPRESSION = env_bool(ENV, "LINKRAY_CHARGER_COMPRESSION", False)
 LINKRAY_CSMS_CONNECT_TIMEOUT_S = env_float(ENV, "LINKRAY_CSMS_CONNECT_TIMEOUT_S", 10.0, minimum=0.1)
 LINKRAY_CSMS_RECONNECT_MIN_S = env_float(ENV, "LINKRAY_CSMS_RECONNECT_MIN_S", 1.0, minimum=0.01)
 LINKRAY_CSMS_RECONNECT_MAX_S = env_float(ENV, "LINKRAY_CSMS_RECONNECT_MAX_S", 60.0, minimum=0.01)

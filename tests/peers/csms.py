@@ -123,8 +123,11 @@ class CsmsChargePoint(ChargePoint):
 
 
 class CsmsServer:
-    def __init__(self, *, passwords: dict[str, bytes] | None = None, answer_delay_s: float = 0.0):
+    def __init__(self, *, passwords: dict[str, bytes] | None = None, ssl_context=None, compression: str | None = None):
         self.passwords = passwords
+        self.ssl_context = ssl_context
+        self.compression = compression
+        self.extensions: dict[str, list[str]] = {}
         self.port = 0
         self.connections: dict[str, CsmsChargePoint] = {}
         self.received: dict[str, list[str]] = {}
@@ -147,7 +150,7 @@ class CsmsServer:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{'wss' if self.ssl_context else 'ws'}://127.0.0.1:{self.port}"
 
     def id_tag_status(self, id_tag: str) -> str:
         return "Invalid" if id_tag in self.rejected_tags else "Accepted"
@@ -165,7 +168,8 @@ class CsmsServer:
             port or self.port,
             subprotocols=["ocpp1.6"],
             process_request=self._check_auth,
-            compression=None,
+            compression=self.compression,
+            ssl=self.ssl_context,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -196,6 +200,7 @@ class CsmsServer:
         self.paths.append(path)
         charge_box_id = path.rstrip("/").rsplit("/", 1)[-1]
         self.subprotocols[charge_box_id] = websocket.subprotocol
+        self.extensions[charge_box_id] = [extension.name for extension in websocket.protocol.extensions]
         self.connect_count[charge_box_id] = self.connect_count.get(charge_box_id, 0) + 1
         received = self.received.setdefault(charge_box_id, [])
         sent = self.sent.setdefault(charge_box_id, [])

@@ -58,6 +58,10 @@ class Command(BaseCommand):
 
 
 def _on_ready(server, host: str) -> None:
+    if settings.LINKRAY_CHARGER_COMPRESSION:
+        # daphne accepts no websocket extension; connections read the factory's options when
+        # they open, so setting them before the first charger arrives is enough.
+        server.ws_factory.setProtocolOptions(perMessageCompressionAccept=_accept_deflate)
     for address in server.listening_addresses:
         actual_port = address[1]
         logger.info(
@@ -96,6 +100,15 @@ async def _supervise(path: str) -> None:
         except Exception:
             logger.exception("background_task_failed task=%s", path)
             await asyncio.sleep(5)
+
+
+def _accept_deflate(offers):
+    from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
+
+    for offer in offers:
+        if isinstance(offer, PerMessageDeflateOffer):
+            return PerMessageDeflateOfferAccept(offer)
+    return None
 
 
 def _before_shutdown():
