@@ -269,6 +269,35 @@ async def drain(peers: list[Peer], recorder: CallRecorder, timeout_s: float) -> 
                 peer.give_up("timed_out")
 
 
+@dataclass
+class FrameCounters:
+    unmatched: int = 0  # answers to no outstanding CALL (late, after a timeout)
+    malformed: int = 0
+
+
+async def answer_and_resolve(peer: Peer, answers: dict[str, str], counters: FrameCounters) -> None:
+    """Read one websocket until it closes: answer every CALL at once with the prebuilt payload
+    for its action, match every answer to this side's outstanding CALL."""
+    connection = peer.connection
+    clock = time.perf_counter
+    try:
+        async for message in connection:
+            now = clock()
+            try:
+                kind, unique_id, action = read_head(message)
+            except (ValueError, IndexError, TypeError):
+                counters.malformed += 1
+                continue
+            if kind == "2":
+                await connection.send('[3,"' + unique_id + '",' + answers.get(action, "{}") + "]")
+            elif not peer.resolve(kind, unique_id, now):
+                counters.unmatched += 1
+    except ConnectionClosed:
+        pass
+    finally:
+        peer.connection_lost()
+
+
 def charger_call(meter_values: list[str]):
     def build(peer: Peer, unique_id: str) -> str:
         # Per charger: MeterValues, MeterValues, MeterValues, Heartbeat, ...
@@ -301,8 +330,7 @@ class CsmsServer:
         self.compression = compression
         self.legs: dict[str, dict[str, Peer]] = collections.defaultdict(dict)
         self.unique_ids = (f"c{number}" for number in itertools.count(1))
-        self.unmatched = 0
-        self.malformed = 0
+        self.counters = FrameCounters()
         self.stopped: asyncio.Future | None = None
 
     async def run(self) -> None:
@@ -329,23 +357,9 @@ class CsmsServer:
         peers = self.legs[leg]
         peer = Peer(connection, charge_box_id)
         peers[charge_box_id] = peer
-        clock = time.perf_counter
         try:
-            async for message in connection:
-                now = clock()
-                try:
-                    kind, unique_id, action = read_head(message)
-                except (ValueError, IndexError, TypeError):
-                    self.malformed += 1
-                    continue
-                if kind == "2":
-                    await connection.send('[3,"' + unique_id + '",' + CSMS_ANSWERS.get(action, "{}") + "]")
-                elif not peer.resolve(kind, unique_id, now):
-                    self.unmatched += 1
-        except ConnectionClosed:
-            pass
+            await answer_and_resolve(peer, CSMS_ANSWERS, self.counters)
         finally:
-            peer.connection_lost()
             if peers.get(charge_box_id) is peer:
                 del peers[charge_box_id]
 
@@ -362,8 +376,8 @@ class CsmsServer:
         reply: dict = {"id": request["id"]}
         if operation == "count":
             reply["counts"] = {leg: len(peers) for leg, peers in self.legs.items()}
-            reply["unmatched"] = self.unmatched
-            reply["malformed"] = self.malformed
+            reply["unmatched"] = self.counters.unmatched
+            reply["malformed"] = self.counters.malformed
         elif operation == "run":
             peers = sorted(self.legs[request["leg"]].values(), key=lambda peer: peer.charge_box_id)
             for index, peer in enumerate(peers):
@@ -428,12 +442,6 @@ class CsmsControl:
 # --- the chargers (this process) -------------------------------------------------------------
 
 
-@dataclass
-class ChargerCounters:
-    unmatched: int = 0
-    malformed: int = 0
-
-
 class Fleet:
     """N simulated chargers on one leg (through LinkRay or straight to the CSMS)."""
 
@@ -443,7 +451,7 @@ class Fleet:
         self.batch_size = batch_size
         self.open_timeout_s = open_timeout_s
         self.peers: list[Peer] = []
-        self.counters = ChargerCounters()
+        self.counters = FrameCounters()
         self.connect_errors: collections.Counter = collections.Counter()
 
     async def connect(self) -> None:
@@ -471,29 +479,8 @@ class Fleet:
             user_agent_header=None,
         )
         peer = Peer(connection, charge_box_id)
-        peer.reader = asyncio.create_task(self._read(peer))
+        peer.reader = asyncio.create_task(answer_and_resolve(peer, CHARGER_ANSWERS, self.counters))
         return peer
-
-    async def _read(self, peer: Peer) -> None:
-        connection = peer.connection
-        counters = self.counters
-        clock = time.perf_counter
-        try:
-            async for message in connection:
-                now = clock()
-                try:
-                    kind, unique_id, action = read_head(message)
-                except (ValueError, IndexError, TypeError):
-                    counters.malformed += 1
-                    continue
-                if kind == "2":
-                    await connection.send('[3,"' + unique_id + '",' + CHARGER_ANSWERS.get(action, "{}") + "]")
-                elif not peer.resolve(kind, unique_id, now):
-                    counters.unmatched += 1
-        except ConnectionClosed:
-            pass
-        finally:
-            peer.connection_lost()
 
     @property
     def connected(self) -> int:
