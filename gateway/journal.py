@@ -13,7 +13,7 @@ import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from gateway.models import JournalEntry
 
@@ -43,24 +43,32 @@ class JournalBuffer:
 
 
 def write_journal_entries(entries: list[tuple]) -> None:
-    """Synchronous: runs in the database thread."""
+    """Synchronous: runs in the database thread. One prepared INSERT for the whole batch; model
+    instances and bulk_create cost several times more at thousands of frames a second."""
     rows = []
+    adapt = connection.ops.adapt_datetimefield_value
     for at, direction, charge_box_id, message_type, unique_id, action, raw in entries:
         if isinstance(raw, bytes):
             raw = raw.decode("utf-8", errors="backslashreplace")
+        if "\x00" in raw:
+            raw = raw.replace("\x00", "\\x00")  # PostgreSQL text cannot hold NUL
         rows.append(
-            JournalEntry(
-                at=datetime.fromtimestamp(at, UTC),
-                charge_box_id=charge_box_id,
-                direction=direction,
-                message_type=message_type,
-                unique_id=(unique_id or "")[:36],
-                action=(action or "")[:64],
-                raw=raw[:_MAX_RAW_CHARS],
+            (
+                adapt(datetime.fromtimestamp(at, UTC)),
+                charge_box_id,
+                direction,
+                message_type,
+                (unique_id or "")[:36],
+                (action or "")[:64],
+                raw[:_MAX_RAW_CHARS],
             )
         )
-    with transaction.atomic():
-        JournalEntry.objects.bulk_create(rows, batch_size=500)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {JournalEntry._meta.db_table} "
+            "(at, charge_box_id, direction, message_type, unique_id, action, raw) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
 
 
 def prune_journal(now: datetime, retention_days: float, max_rows: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -65,7 +66,7 @@ def save_charger_states(states: list[ChargerState], effects: list[tuple[str, obs
                     state.csms_state,
                     _db_datetime(state.csms_down_since),
                     _db_datetime(state.last_seen_at),
-                    json.dumps(state.to_dict()),
+                    _jsonb_safe(json.dumps(state.to_dict())),
                     state.charge_box_id,
                 )
                 for state in states
@@ -109,3 +110,12 @@ def _apply_effect(charge_box_id: str, effect: observe.Effect) -> None:
 
 def _db_datetime(value: datetime | None):
     return connection.ops.adapt_datetimefield_value(value) if value is not None else None
+
+
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _jsonb_safe(text: str) -> str:
+    r"""Drop \u0000 escapes (relayed from a charger's free text): PostgreSQL's jsonb refuses them,
+    and one such row would fail the whole batch."""
+    return _NUL_ESCAPE.sub(r"\1", text) if "\\u0000" in text else text

@@ -293,3 +293,25 @@ async def test_site_can_refuse_unknown_charge_box_ids(stack):
     assert "CP-STRANGER" not in csms.connect_count
     async with ConnectedCharger(linkray.url, "CP-KNOWN") as charger:  # known chargers still welcome
         assert (await charger.call(call.Heartbeat())).current_time
+
+
+async def test_nul_characters_from_a_charger_are_relayed_and_do_not_break_persistence(stack):
+    csms = await stack.start_csms()
+    linkray = stack.start_linkray()
+    async with ConnectedCharger(linkray.url, "CP-NUL") as charger:
+        await csms.wait_connected("CP-NUL")
+        raw = '[2,"nul-1","StatusNotification",{"connectorId":1,"errorCode":"OtherError","status":"Faulted","info":"a\\u0000b"}]'
+        await charger.send_raw(raw)
+        await wait_for(lambda: raw in csms.received["CP-NUL"], what="relayed unchanged")
+        invalid = '[2,"nul-2","DataTransfer",{"vendorId":"x\u0000"}]'  # a raw NUL is not valid JSON
+        await charger.send_raw(invalid)
+        await wait_for(lambda: invalid in csms.received["CP-NUL"], what="relayed unchanged")
+
+        def status():
+            rows = stack.query("SELECT state FROM gateway_charger WHERE charge_box_id=%s", ("CP-NUL",))
+            state = rows[0][0] if rows and isinstance(rows[0][0], dict) else json.loads(rows[0][0]) if rows else {}
+            return state.get("connectors", {}).get("1", {}).get("status")
+
+        await wait_for(lambda: status() == "Faulted", what="model persisted")
+        await wait_for(lambda: stack.query("SELECT count(*) FROM gateway_journalentry WHERE unique_id=%s", ("nul-1",)) == [(2,)], what="journaled")
+        await wait_for(lambda: stack.query("SELECT count(*) FROM gateway_journalentry WHERE raw LIKE %s", ("%nul-2%",)) == [(1,)], what="raw NUL journaled")

@@ -28,7 +28,7 @@ def test_entries_are_written_with_their_raw_text_including_binary_frames():
     write_journal_entries(buffer.take())
     rows = list(JournalEntry.objects.order_by("id").values_list("direction", "unique_id", "action", "raw"))
     assert rows[0] == ("charger>csms", "a", "Heartbeat", '[2,"a","Heartbeat",{}]')
-    assert rows[1][0] == "csms>charger" and rows[1][3] == "\\xff\x00binary"
+    assert rows[1][0] == "csms>charger" and rows[1][3] == "\\xff\\x00binary"
 
 
 @pytest.mark.django_db
