@@ -228,27 +228,40 @@ class ChargerConsumer(AsyncConsumer):
         layer = get_channel_layer()
         channel_name = await layer.new_channel()
         group = charger_group(session.charge_box_id)
+        loop = asyncio.get_running_loop()
         receiving = None
+        refresh_at = 0.0
         try:
             while True:
-                await layer.group_add(group, channel_name)
-                refresh_at = asyncio.get_running_loop().time() + _GROUP_REFRESH_S
-                while asyncio.get_running_loop().time() < refresh_at:
+                try:
+                    if loop.time() >= refresh_at:
+                        await layer.group_add(group, channel_name)
+                        refresh_at = loop.time() + _GROUP_REFRESH_S
                     if receiving is None:
                         receiving = asyncio.ensure_future(layer.receive(channel_name))
-                    done, _ = await asyncio.wait({receiving}, timeout=_GROUP_REFRESH_S)
+                    done, _ = await asyncio.wait({receiving}, timeout=max(0.0, refresh_at - loop.time()))
                     if not done:
                         continue
                     message, receiving = receiving.result(), None
                     if message.get("type") == "gateway.call":
                         asyncio.ensure_future(self._answer_remote_call(layer, session, message))
-        except asyncio.CancelledError:
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    # Redis hiccup: this charger must stay reachable, so try again shortly.
+                    receiving = None
+                    refresh_at = 0.0
+                    logger.warning(
+                        "channel_layer_retry charge_box_id=%s error=%s", session.charge_box_id, str(error) or type(error).__name__
+                    )
+                    await asyncio.sleep(1.0)
+        finally:
             if receiving is not None:
                 receiving.cancel()
-            await layer.group_discard(group, channel_name)
-            raise
-        except Exception:
-            logger.exception("channel_layer_failed charge_box_id=%s", session.charge_box_id)
+            try:
+                await layer.group_discard(group, channel_name)
+            except Exception:
+                logger.warning("channel_layer_discard_failed charge_box_id=%s", session.charge_box_id)
 
     async def _answer_remote_call(self, layer, session: ChargerSession, message) -> None:
         reply = {"type": "gateway.call.reply", "request_id": message.get("request_id", "")}
