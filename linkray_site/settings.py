@@ -16,6 +16,7 @@ from dotenv import load_dotenv
 
 from linkray_site.env import (
     env_bool,
+    env_choice,
     env_float,
     env_int,
     env_list,
@@ -216,6 +217,9 @@ LINKRAY_METER_TIMEOUT_S = env_float(ENV, "LINKRAY_METER_TIMEOUT_S", 1.0, minimum
 LINKRAY_METER_CONFIG_RELOAD_S = env_float(ENV, "LINKRAY_METER_CONFIG_RELOAD_S", 3.0, minimum=0.1)
 LINKRAY_METER_HISTORY_BUCKET_S = env_int(ENV, "LINKRAY_METER_HISTORY_BUCKET_S", 10, minimum=1)
 LINKRAY_METER_HISTORY_RETENTION_H = env_float(ENV, "LINKRAY_METER_HISTORY_RETENTION_H", 48.0, minimum=1)
+
+# --- Process tuning (bench/relay.py measures these) ------------------------------------------
+LINKRAY_EVENT_LOOP = env_choice(ENV, "LINKRAY_EVENT_LOOP", "uvloop", ("uvloop", "asyncio"))
 
 # --- Logging ---------------------------------------------------------------------------
 LINKRAY_LOG_LEVEL = env_log_level(ENV, "LINKRAY_LOG_LEVEL", "info")
