@@ -236,9 +236,17 @@ class OfflineRelay:
         except asyncio.CancelledError:
             raise
         except Exception:
+            # e.g. the database briefly unavailable: the queue is intact, so try again later
+            # rather than hold this charger's traffic until the next reconnect.
             logger.exception("replay_failed charge_box_id=%s", cbid)
+            asyncio.get_running_loop().call_later(5.0, self._retry_replay)
         finally:
             self._waiter = None
+
+    def _retry_replay(self) -> None:
+        session = self.session
+        if self.backlog and not session.closed and session.upstream is not None and session.upstream.connected:
+            self._start_replay()
 
     async def _replay_one(self, message: offline_store.StoredMessage) -> bool:
         session = self.session
