@@ -3,6 +3,7 @@ scale-out configuration (the machine's real Redis and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -92,6 +93,13 @@ class Stack:
         with psycopg.connect(self.base_env["DATABASE_URL"]) as connection:
             cursor = connection.execute(sql, params)
             return cursor.fetchall() if cursor.description is not None else []
+
+    def charger_state(self, charge_box_id: str) -> dict | None:
+        """The charger's live model as LinkRay last persisted it (None before the first flush)."""
+        rows = self.query("SELECT state FROM gateway_charger WHERE charge_box_id=%s", (charge_box_id,))
+        if not rows or not rows[0][0]:
+            return None
+        return rows[0][0] if isinstance(rows[0][0], dict) else json.loads(rows[0][0])
 
     async def close(self):
         for process in self.processes:

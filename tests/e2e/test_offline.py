@@ -78,6 +78,12 @@ async def test_whole_transaction_during_outage_reaches_csms_in_order_with_one_tr
         assert start2.transaction_id < 2_000_000_000
 
 
+async def csms_outage(csms, linkray, charge_box_id: str) -> None:
+    """The CSMS goes away; returns once LinkRay has seen this charger's leg drop."""
+    await csms.stop()
+    await wait_for(lambda: f"csms_disconnected charge_box_id={charge_box_id}" in linkray.log(), what="outage seen")
+
+
 def set_offline_policy(stack, policy: str) -> None:
     stack.query(
         "INSERT INTO gateway_gatewaysettings (id, accept_unknown_chargers, offline_authorization) VALUES (1, true, %s) "
@@ -132,8 +138,7 @@ async def test_offline_authorization_follows_the_cache_and_the_csms_expiry_dates
         for tag in ("KNOWN", "OLD"):
             await charger.call(call.Authorize(id_tag=tag))
         await wait_for(lambda: len(stack.query("SELECT id_tag FROM gateway_authorizationcacheentry")) == 2, what="cache learned")
-        await csms.stop()
-        await wait_for(lambda: "csms_disconnected charge_box_id=CP-AUTHZ" in linkray.log(), what="outage seen")
+        await csms_outage(csms, linkray, "CP-AUTHZ")
         assert (await charger.call(call.Authorize(id_tag="KNOWN"))).id_tag_info["status"] == "Accepted"
         assert (await charger.call(call.Authorize(id_tag="OLD"))).id_tag_info["status"] == "Expired"
         assert (await charger.call(call.Authorize(id_tag="STRANGER"))).id_tag_info["status"] == "Invalid"
@@ -151,8 +156,7 @@ async def test_meter_values_during_an_outage_reach_the_csms_with_original_timest
     async with ConnectedCharger(linkray.url, "CP-36") as charger:
         await csms.wait_connected("CP-36")
         start = await charger.call(call.StartTransaction(connector_id=1, id_tag="T", meter_start=0, timestamp=now_iso()))
-        await csms.stop()
-        await wait_for(lambda: "csms_disconnected charge_box_id=CP-36" in linkray.log(), what="outage seen")
+        await csms_outage(csms, linkray, "CP-36")
         sent = []
         for energy in (100, 200, 300):
             request = meter_values(1, start.transaction_id, energy)
@@ -173,8 +177,7 @@ async def test_offline_start_gets_the_csms_id_in_every_later_message_both_ways(s
     async with ConnectedCharger(linkray.url, "CP-37") as charger:
         connection = await csms.wait_connected("CP-37")
         await charger.call(call.Authorize(id_tag="T37"))
-        await csms.stop()
-        await wait_for(lambda: "csms_disconnected charge_box_id=CP-37" in linkray.log(), what="outage seen")
+        await csms_outage(csms, linkray, "CP-37")
         start = await charger.call(call.StartTransaction(connector_id=1, id_tag="T37", meter_start=0, timestamp=now_iso()))
         assert start.id_tag_info["status"] == "Accepted"  # from the cache
         local_id = start.transaction_id
@@ -218,8 +221,7 @@ async def test_stop_while_offline_reaches_the_csms_once(stack):
     async with ConnectedCharger(linkray.url, "CP-38") as charger:
         await csms.wait_connected("CP-38")
         start = await charger.call(call.StartTransaction(connector_id=1, id_tag="T", meter_start=0, timestamp=now_iso()))
-        await csms.stop()
-        await wait_for(lambda: "csms_disconnected charge_box_id=CP-38" in linkray.log(), what="outage seen")
+        await csms_outage(csms, linkray, "CP-38")
         stopped = now_iso()
         await charger.call(call.StopTransaction(meter_stop=900, timestamp=stopped, transaction_id=start.transaction_id, reason="Local"))
         await charger.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Finishing"))
@@ -239,8 +241,7 @@ async def test_rejected_id_tag_on_replay_stops_the_transaction_as_the_charger_wo
     async with ConnectedCharger(linkray.url, "CP-INV") as charger:
         await csms.wait_connected("CP-INV")
         await charger.call(call.Authorize(id_tag="BLOCKED-SOON"))
-        await csms.stop()
-        await wait_for(lambda: "csms_disconnected charge_box_id=CP-INV" in linkray.log(), what="outage seen")
+        await csms_outage(csms, linkray, "CP-INV")
         start = await charger.call(call.StartTransaction(connector_id=1, id_tag="BLOCKED-SOON", meter_start=0, timestamp=now_iso()))
         assert start.id_tag_info["status"] == "Accepted"
         csms.rejected_tags.add("BLOCKED-SOON")  # blocked in the back office during the outage
@@ -260,8 +261,7 @@ async def test_rejected_id_tag_without_stop_on_invalid_id_only_stops_the_energy(
         charger.peer.configuration["StopTransactionOnInvalidId"] = "false"
         await csms.wait_connected("CP-INV2")
         await charger.call(call.Authorize(id_tag="TAG-B"))
-        await csms.stop()
-        await wait_for(lambda: "csms_disconnected charge_box_id=CP-INV2" in linkray.log(), what="outage seen")
+        await csms_outage(csms, linkray, "CP-INV2")
         start = await charger.call(call.StartTransaction(connector_id=1, id_tag="TAG-B", meter_start=0, timestamp=now_iso()))
         csms.rejected_tags.add("TAG-B")
         await csms.start(port)

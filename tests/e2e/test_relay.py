@@ -228,15 +228,13 @@ async def test_live_model_follows_the_relayed_traffic(stack):
         )
 
         def model():
-            rows = stack.query("SELECT state, vendor, firmware_version FROM gateway_charger WHERE charge_box_id=%s", ("CP-M",))
-            if not rows:
-                return None
-            state = rows[0][0] if isinstance(rows[0][0], dict) else json.loads(rows[0][0])
+            state = stack.charger_state("CP-M") or {}
             meter = state.get("connectors", {}).get("1", {}).get("meter", {})
-            return (state, rows[0][1], rows[0][2]) if meter.get("energy_wh") == 1500 else None
+            return state if meter.get("energy_wh") == 1500 else None
 
-        state, vendor, firmware = await wait_for(model, what="model flushed")
-        assert (vendor, firmware) == ("ACME", "1.2.3")
+        state = await wait_for(model, what="model flushed")
+        assert (state["vendor"], state["firmware_version"]) == ("ACME", "1.2.3")
+        assert stack.query("SELECT vendor FROM gateway_charger WHERE charge_box_id=%s", ("CP-M",)) == [("ACME",)]
         connector = state["connectors"]["1"]
         assert connector["status"] == "Charging"
         assert connector["meter"]["current_a"] == {"l1": 10.5, "l2": 11.0, "l3": 12.0}
@@ -308,8 +306,7 @@ async def test_nul_characters_from_a_charger_are_relayed_and_do_not_break_persis
         await wait_for(lambda: invalid in csms.received["CP-NUL"], what="relayed unchanged")
 
         def status():
-            rows = stack.query("SELECT state FROM gateway_charger WHERE charge_box_id=%s", ("CP-NUL",))
-            state = rows[0][0] if rows and isinstance(rows[0][0], dict) else json.loads(rows[0][0]) if rows else {}
+            state = stack.charger_state("CP-NUL") or {}
             return state.get("connectors", {}).get("1", {}).get("status")
 
         await wait_for(lambda: status() == "Faulted", what="model persisted")

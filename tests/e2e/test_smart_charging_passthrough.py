@@ -4,8 +4,6 @@ pass through LinkRay untouched, and LinkRay's model learns the profiles the CSMS
 
 from __future__ import annotations
 
-import json
-
 from ocpp.v16 import call
 from tests.peers.charger import ConnectedCharger
 from tests.peers.waiting import wait_for
@@ -15,10 +13,9 @@ SCHEDULE_W = {"chargingRateUnit": "W", "duration": 7200, "startSchedule": "2026-
 
 
 def csms_profiles(stack, charge_box_id):
-    rows = stack.query("SELECT state FROM gateway_charger WHERE charge_box_id=%s", (charge_box_id,))
-    if not rows:
+    state = stack.charger_state(charge_box_id)
+    if state is None:
         return None
-    state = rows[0][0] if isinstance(rows[0][0], dict) else json.loads(rows[0][0])
     return sorted((p["connector_id"], p["charging_profile_id"], p["stack_level"], p["purpose"]) for p in state.get("csms_profiles", []))
 
 
