@@ -144,12 +144,3 @@ def build_call_error(
     return CallError(
         unique_id, error_code, description, details, _dumps([CALLERROR, unique_id, error_code, description, details])
     )
-
-
-def with_payload(call: Call, payload: dict[str, Any]) -> Call:
-    """The same CALL with a rewritten payload (only where LinkRay must change it)."""
-    return build_call(call.unique_id, call.action, payload)
-
-
-def result_with_payload(result: CallResult, payload: dict[str, Any]) -> CallResult:
-    return build_call_result(result.unique_id, payload)

@@ -139,7 +139,7 @@ class OfflineRelay:
             transaction_id=stored.local_transaction_id if stored else None,
         )
         answer = build_call_result(unique_id, payload)
-        self._observe_local(session, call, answer)
+        session.observe_local_exchange(call, answer)
         logger.debug(
             "answered_offline charge_box_id=%s action=%s stored=%s backlog=%d", cbid, action, keep and stored is not None, self.backlog
         )
@@ -157,19 +157,6 @@ class OfflineRelay:
             else:
                 status, expiry = await database_sync_to_async(offline_store.cached_authorization)(id_tag)
         return offline.authorization_status(policy, status, expiry, now)
-
-    def _observe_local(self, session: ChargerSession, call: Call, answer: CallResult) -> None:
-        # The model tracks offline transactions too, but the authorization cache must learn
-        # only from the CSMS, never from LinkRay's own offline decisions.
-        try:
-            effects = observe.observe_charger_exchange(session.state, call, answer, session.now())
-        except Exception:
-            logger.exception("observe_failed charge_box_id=%s", session.charge_box_id)
-            return
-        session.hooks.state_changed(session)
-        effects = [effect for effect in effects if not isinstance(effect, observe.AuthorizationSeen)]
-        if effects:
-            session.hooks.effects(session, effects)
 
     async def _answer_error(self, unique_id: str, action: str | None, code: str, description: str) -> None:
         logger.warning(

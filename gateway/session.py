@@ -19,7 +19,7 @@ import re
 import secrets
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -27,7 +27,6 @@ from gateway import observe
 from gateway.frames import (
     CALL,
     CALLERROR,
-    CALLRESULT,
     Call,
     CallError,
     CallResult,
@@ -241,7 +240,7 @@ class ChargerSession:
         if action is None or action in _OBSERVED_CHARGER_CALLS or action in _OBSERVED_CHARGER_EXCHANGES or (
             self.offline is not None and self.offline.needs_parsed(action, self)
         ):
-            call = self._parse(raw, CHARGER_TO_CSMS)
+            call = self._parse(raw)
             if call is None or not isinstance(call, Call):
                 await self._charger_unparsed(raw)
                 return
@@ -285,7 +284,7 @@ class ChargerSession:
             else:
                 self.journal.record(CHARGER_TO_CSMS, self.charge_box_id, message_type, unique_id, slot.action, raw)
                 if slot.call is not None and slot.action in _OBSERVED_CSMS_EXCHANGES:
-                    answer = self._parse(raw, None)
+                    answer = self._parse(raw)
                     if isinstance(answer, CallResult | CallError):
                         self._observe(observe.observe_csms_exchange, slot.call, answer)
                 await self._to_csms(raw, slot.action)
@@ -356,7 +355,7 @@ class ChargerSession:
             CSMS_TO_CHARGER, self.charge_box_id, message_type, unique_id, pending.action if pending else None, raw
         )
         if pending is not None and pending.call is not None and pending.action in _OBSERVED_CHARGER_EXCHANGES:
-            answer = self._parse(raw, None)
+            answer = self._parse(raw)
             if isinstance(answer, CallResult | CallError):
                 self._observe(observe.observe_charger_exchange, pending.call, answer)
         await self._charger.send_frame(raw)
@@ -366,7 +365,7 @@ class ChargerSession:
         if action is None or action in _OBSERVED_CSMS_EXCHANGES or (
             self.offline is not None and self.offline.maps_transactions(action, self)
         ):
-            parsed = self._parse(raw, CSMS_TO_CHARGER)
+            parsed = self._parse(raw)
             if isinstance(parsed, Call):
                 call = parsed
                 action = call.action
@@ -454,7 +453,7 @@ class ChargerSession:
         future = outbound.future
         if future is None or future.done():
             return
-        answer = self._parse(raw, None)
+        answer = self._parse(raw)
         if isinstance(answer, CallResult):
             future.set_result(answer.payload)
         elif isinstance(answer, CallError):
@@ -503,10 +502,12 @@ class ChargerSession:
         self.journal.record(direction, self.charge_box_id, message_type, unique_id, action, raw)
         await self._charger.send_frame(raw)
 
-    def observe_exchange(self, call: Call, answer: CallResult | CallError) -> None:
-        self._observe(observe.observe_charger_exchange, call, answer)
+    def observe_local_exchange(self, call: Call, answer: CallResult) -> None:
+        """A charger CALL LinkRay answered itself (CSMS away): the model follows it, but the
+        authorization cache learns only from the CSMS, never from LinkRay's own decisions."""
+        self._observe(observe.observe_charger_exchange, call, answer, answered_locally=True)
 
-    def _observe(self, observer, *args) -> None:
+    def _observe(self, observer, *args, answered_locally: bool = False) -> None:
         try:
             effects = observer(self.state, *args, self._clock())
         except Exception:
@@ -514,6 +515,8 @@ class ChargerSession:
             logger.exception("observe_failed charge_box_id=%s", self.charge_box_id)
             return
         self.hooks.state_changed(self)
+        if answered_locally:
+            effects = [effect for effect in effects if not isinstance(effect, observe.AuthorizationSeen)]
         if effects:
             for effect in effects:
                 if isinstance(effect, observe.AuthorizationKeyChanged):
@@ -532,7 +535,7 @@ class ChargerSession:
             self.upstream.update_authorization(*candidates)
             logger.info("authorization_key_adopted charge_box_id=%s", self.charge_box_id)
 
-    def _parse(self, raw: str | bytes, direction: str | None):
+    def _parse(self, raw: str | bytes):
         try:
             return parse_frame(raw)
         except FrameError as error:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 from ocpp.v16 import call
 from tests.peers.charger import ConnectedCharger
-from tests.peers.csms import CsmsServer
 from tests.peers.waiting import wait_for
 
 

@@ -97,6 +97,8 @@ async def test_charger_the_csms_refuses_is_refused_too(stack):
             additional_headers={"Authorization": basic_auth("CP-AUTH", b"wrong-password-xxxx")},
         )
     await wait_for(lambda: "csms_refused" in linkray.log(), what="refusal log line")
+    assert csms.auth_headers["CP-AUTH"] == basic_auth("CP-AUTH", b"wrong-password-xxxx")  # it asked the CSMS
+    assert "CP-AUTH" not in csms.connections
 
 
 async def test_linkray_call_waits_for_an_outstanding_csms_call_and_its_answer_stays_local(stack):

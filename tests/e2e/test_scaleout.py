@@ -7,7 +7,6 @@ import json
 import urllib.request
 
 import pytest
-from ocpp.v16 import call
 from tests.peers.charger import ConnectedCharger
 from tests.peers.waiting import wait_for
 

@@ -11,7 +11,6 @@ import sys
 import urllib.parse
 import urllib.request
 
-import pytest
 
 from tests.peers.linkray import ROOT, LinkRayProcess
 from tests.peers.meter import SimulateMeterProcess

@@ -23,8 +23,6 @@ from gateway.frames import (
     build_call_error,
     build_call_result,
     parse_frame,
-    result_with_payload,
-    with_payload,
 )
 
 # JSON values as json.loads can return them (no NaN: it would not compare equal to itself).
@@ -140,23 +138,6 @@ def test_a_call_error_without_description_or_details_has_empty_ones():
     error = build_call_error("7", "NotImplemented")
     assert json.loads(error.raw) == [CALLERROR, "7", "NotImplemented", "", {}]
     assert error.error_details == {}
-
-
-def test_with_payload_keeps_id_and_action_and_rebuilds_the_raw_frame():
-    call = parse_frame('[2, "a1", "RemoteStopTransaction", {"transactionId": 1}]')
-    changed = with_payload(call, {"transactionId": 99})
-    assert (changed.unique_id, changed.action, changed.payload) == ("a1", "RemoteStopTransaction", {"transactionId": 99})
-    assert json.loads(changed.raw) == [CALL, "a1", "RemoteStopTransaction", {"transactionId": 99}]
-
-
-def test_result_with_payload_keeps_the_id_and_rebuilds_the_raw_frame():
-    result = parse_frame('[3, "a1", {"transactionId": 1}]')
-    changed = result_with_payload(result, {"transactionId": 5})
-    assert changed.unique_id == "a1"
-    assert json.loads(changed.raw) == [CALLRESULT, "a1", {"transactionId": 5}]
-
-
-# --- edge cases ------------------------------------------------------------------------------
 
 
 def test_parsing_keeps_the_raw_text_unchanged():
