@@ -78,6 +78,13 @@ class ChargerConsumer(AsyncConsumer):
                         # connection, let alone another's.
                         logger.exception("charger_frame_failed charge_box_id=%s", session.charge_box_id)
                 elif kind == "websocket.disconnect":
+                    if message.get("code") == 1009:
+                        logger.warning(
+                            "frame_rejected charge_box_id=%s code=FormationViolation reason=oversized "
+                            "beyond_hard_limit=%d connection_closed=1009",
+                            session.charge_box_id,
+                            settings.LINKRAY_WEBSOCKET_HARD_LIMIT_BYTES,
+                        )
                     logger.info("charger_disconnected charge_box_id=%s code=%s", session.charge_box_id, message.get("code"))
                     break
         finally:
@@ -144,10 +151,17 @@ class ChargerConsumer(AsyncConsumer):
         await attach_offline(session)
 
         csms_reachable = False
+        still_connecting = None
         if upstream is not None:
+            connecting = asyncio.ensure_future(upstream.connect(start_reading=False))
             try:
-                await upstream.connect(start_reading=False)
+                # Wait for the CSMS's verdict before accepting (a charger it refuses is refused),
+                # but not so long that the charger's own handshake gives up on a silent network.
+                await asyncio.wait_for(asyncio.shield(connecting), settings.LINKRAY_CSMS_ADMIT_WAIT_S)
                 csms_reachable = True
+            except asyncio.TimeoutError:
+                still_connecting = connecting
+                logger.warning("csms_slow charge_box_id=%s action=accepting_charger_while_connecting", charge_box_id)
             except UpstreamRejected as error:
                 # Transparent: a charger the CSMS refuses (bad password, unknown id) is refused.
                 logger.warning(
@@ -179,12 +193,39 @@ class ChargerConsumer(AsyncConsumer):
             self._set_csms_state(session, "connected")
             upstream.start_reading()
             await session.csms_up()
+        elif still_connecting is not None:
+            self._set_csms_state(session, "connecting")
+            still_connecting.add_done_callback(
+                lambda task: asyncio.ensure_future(self._first_connect_done(session, task))
+            )
         else:
             self._set_csms_state(session, "down")
             upstream.start_reconnecting()
         if not settings.LINKRAY_EMBEDDED:
             self._layer_task = asyncio.create_task(self._serve_channel_layer(session))
         return True
+
+    async def _first_connect_done(self, session: ChargerSession, task: asyncio.Future) -> None:
+        """The CSMS leg's first handshake finished after the charger was accepted."""
+        if session.closed or task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            self._set_csms_state(session, "connected")
+            session.upstream.start_reading()
+            await session.csms_up()
+        elif isinstance(error, UpstreamRejected):
+            logger.warning(
+                "charger_refused charge_box_id=%s reason=csms_refused status=%s", session.charge_box_id, error.status
+            )
+            # Autobahn allows a server only 1000 or 3000-4999; 4003 reads as "forbidden".
+            await session.close_charger_leg(4003)
+        else:
+            logger.warning(
+                "csms_unreachable charge_box_id=%s error=%s", session.charge_box_id, str(error) or type(error).__name__
+            )
+            self._set_csms_state(session, "down")
+            session.upstream.start_reconnecting()
 
     def _set_csms_state(self, session: ChargerSession, csms_state: str) -> None:
         state = session.state

@@ -111,7 +111,7 @@ class UpstreamLink:
                 ping_interval=config.ping_interval_s or None,
                 ping_timeout=config.ping_interval_s or None,
                 close_timeout=2,
-                max_size=config.max_frame_bytes * 4,
+                max_size=max(16 * 1024 * 1024, config.max_frame_bytes * 4),
                 max_queue=64,
                 ssl=ssl_context,
                 proxy=None,

@@ -184,6 +184,9 @@ LINKRAY_CSMS_COMPRESSION = env_bool(ENV, "LINKRAY_CSMS_COMPRESSION", False)
 # The same for the charger leg: a charger that offers permessage-deflate gets it only when on.
 LINKRAY_CHARGER_COMPRESSION = env_bool(ENV, "LINKRAY_CHARGER_COMPRESSION", False)
 LINKRAY_CSMS_CONNECT_TIMEOUT_S = env_float(ENV, "LINKRAY_CSMS_CONNECT_TIMEOUT_S", 10.0, minimum=0.1)
+# How long a connecting charger waits for its CSMS leg before LinkRay accepts it anyway (and
+# serves it offline until the leg is up): below the usual 10 s handshake timeout of chargers.
+LINKRAY_CSMS_ADMIT_WAIT_S = env_float(ENV, "LINKRAY_CSMS_ADMIT_WAIT_S", 5.0, minimum=0.1)
 LINKRAY_CSMS_RECONNECT_MIN_S = env_float(ENV, "LINKRAY_CSMS_RECONNECT_MIN_S", 1.0, minimum=0.01)
 LINKRAY_CSMS_RECONNECT_MAX_S = env_float(ENV, "LINKRAY_CSMS_RECONNECT_MAX_S", 60.0, minimum=0.01)
 LINKRAY_CSMS_PING_INTERVAL_S = env_float(ENV, "LINKRAY_CSMS_PING_INTERVAL_S", 30.0, minimum=0)
@@ -191,6 +194,9 @@ LINKRAY_CHARGER_PING_INTERVAL_S = env_float(ENV, "LINKRAY_CHARGER_PING_INTERVAL_
 # How long an outstanding CALL holds its direction before it counts as timed out.
 LINKRAY_CALL_TIMEOUT_S = env_float(ENV, "LINKRAY_CALL_TIMEOUT_S", 30.0, minimum=0.1)
 LINKRAY_MAX_FRAME_BYTES = env_int(ENV, "LINKRAY_MAX_FRAME_BYTES", 256 * 1024, minimum=1024)
+# Frames up to this size are read and refused by the gateway with a CALLERROR; beyond it the
+# websocket layer closes the connection (1009) rather than buffer it.
+LINKRAY_WEBSOCKET_HARD_LIMIT_BYTES = max(16 * 1024 * 1024, LINKRAY_MAX_FRAME_BYTES * 4)
 LINKRAY_JOURNAL_RETENTION_DAYS = env_float(ENV, "LINKRAY_JOURNAL_RETENTION_DAYS", 14, minimum=0)
 LINKRAY_JOURNAL_MAX_ROWS = env_int(ENV, "LINKRAY_JOURNAL_MAX_ROWS", 2_000_000, minimum=1000)
 LINKRAY_JOURNAL_FLUSH_INTERVAL_S = env_float(ENV, "LINKRAY_JOURNAL_FLUSH_INTERVAL_S", 1.0, minimum=0.05)

@@ -3,6 +3,8 @@ websocket compression chosen per leg."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import websockets
 from ocpp.v16 import call
@@ -72,3 +74,29 @@ async def test_compression_is_negotiated_per_leg_only_when_configured(stack, ena
         assert '"z-1"' in await websocket.recv()
     finally:
         await websocket.close()
+
+
+async def test_a_slow_csms_does_not_keep_the_charger_waiting(stack):
+    csms = await stack.start_csms()
+    csms.handshake_gate = asyncio.Event()  # the CSMS leg's handshake hangs
+    linkray = stack.start_linkray(env={"LINKRAY_CSMS_ADMIT_WAIT_S": "0.3"})
+    async with ConnectedCharger(linkray.url, "CP-SLOW") as charger:
+        assert "CP-SLOW" not in csms.connections
+        assert (await charger.call(call.Heartbeat())).current_time  # served meanwhile
+        csms.handshake_gate.set()
+        await csms.wait_connected("CP-SLOW")
+        await wait_for(lambda: "replay_finished charge_box_id=CP-SLOW" in linkray.log() or "CP-SLOW" in csms.connections, what="leg up")
+        await charger.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+        await wait_for(lambda: "StatusNotification" in csms.actions_received("CP-SLOW"), what="relayed live")
+
+
+async def test_a_charger_the_slow_csms_finally_refuses_is_disconnected(stack):
+    csms = await stack.start_csms(passwords={"CP-LATE": b"right-password-1234"})
+    csms.handshake_gate = asyncio.Event()
+    linkray = stack.start_linkray(env={"LINKRAY_CSMS_ADMIT_WAIT_S": "0.3"})
+    header = basic_auth("CP-LATE", b"wrong-password-12345")
+    async with ConnectedCharger(linkray.url, "CP-LATE", headers={"Authorization": header}) as charger:
+        csms.handshake_gate.set()
+        await wait_for(lambda: charger.websocket.state.name == "CLOSED", what="charger disconnected")
+        assert charger.websocket.close_code == 4003
+        assert "charger_refused charge_box_id=CP-LATE reason=csms_refused" in linkray.log()

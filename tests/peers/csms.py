@@ -145,6 +145,8 @@ class CsmsServer:
         # While set and not yet released, the CSMS holds every answer back.
         self.answer_gate: asyncio.Event | None = None
         self.expiry: dict[str, str] = {}
+        # While set and not yet released, the CSMS holds every opening handshake (a slow network).
+        self.handshake_gate: asyncio.Event | None = None
         self._server = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -184,7 +186,9 @@ class CsmsServer:
             task.cancel()
         self.connections.clear()
 
-    def _check_auth(self, connection, request):
+    async def _check_auth(self, connection, request):
+        if self.handshake_gate is not None:
+            await self.handshake_gate.wait()
         charge_box_id = request.path.rstrip("/").rsplit("/", 1)[-1]
         self.auth_headers[charge_box_id] = request.headers.get("Authorization")
         if self.passwords is None:

@@ -45,13 +45,13 @@ class Command(BaseCommand):
             signal_handlers=True,
             # Chargers stay connected for weeks: no maximum connection time.
             websocket_timeout=-1,
-            websocket_connect_timeout=settings.LINKRAY_CSMS_CONNECT_TIMEOUT_S + 10,
+            websocket_connect_timeout=settings.LINKRAY_CSMS_ADMIT_WAIT_S + 10,
             ping_interval=settings.LINKRAY_CHARGER_PING_INTERVAL_S,
             ping_timeout=settings.LINKRAY_CHARGER_PING_INTERVAL_S * 2,
             # Above LinkRay's own limit, so an oversized frame reaches the gateway and is
             # refused there with a clear log line instead of a silent disconnect.
-            websocket_max_message_size=settings.LINKRAY_MAX_FRAME_BYTES * 4,
-            websocket_max_frame_size=settings.LINKRAY_MAX_FRAME_BYTES * 4,
+            websocket_max_message_size=settings.LINKRAY_WEBSOCKET_HARD_LIMIT_BYTES,
+            websocket_max_frame_size=settings.LINKRAY_WEBSOCKET_HARD_LIMIT_BYTES,
             ready_callable=lambda: _on_ready(server, host),
             verbosity=0,
         )
