@@ -44,9 +44,9 @@ async def send_call(
     """
     timeout_s = timeout_s or settings.LINKRAY_CALL_TIMEOUT_S
     session = runtime.sessions.get(charge_box_id)
-    if session is not None:
+    if session is not None and not session.headless:
         return await session.call(action, payload, timeout_s=timeout_s)
-    if settings.LINKRAY_EMBEDDED:
+    if settings.LINKRAY_EMBEDDED or session is not None:
         raise ChargerNotConnected(f"{charge_box_id} is not connected")
     connected = await database_sync_to_async(
         Charger.objects.filter(charge_box_id=charge_box_id, charger_connected=True).exists

@@ -107,7 +107,9 @@ class ChargerConsumer(AsyncConsumer):
             )
             return False
         now = datetime.now(UTC)
-        decision = await database_sync_to_async(services.admit_charger)(charge_box_id, now)
+        decision = await database_sync_to_async(services.admit_charger)(
+            charge_box_id, now, _header(self.scope, b"authorization"), runtime.process_id
+        )
         if not decision.accepted:
             logger.warning("charger_refused charge_box_id=%s reason=%s peer=%s", charge_box_id, decision.reason, peer)
             return False
@@ -119,27 +121,14 @@ class ChargerConsumer(AsyncConsumer):
             _ChargerLeg(self.base_send),
             journal=runtime.journal,
             hooks=runtime,
-            config=SessionConfig(
-                call_timeout_s=settings.LINKRAY_CALL_TIMEOUT_S,
-                max_frame_bytes=settings.LINKRAY_MAX_FRAME_BYTES,
-            ),
+            config=session_config(),
             state=state,
         )
         base_url = decision.upstream_url or settings.LINKRAY_CSMS_URL
         upstream = None
         if base_url:
             upstream = UpstreamLink(
-                UpstreamConfig(
-                    url=charger_url(base_url, raw_segment),
-                    authorization=_header(self.scope, b"authorization"),
-                    ca_bundle=settings.LINKRAY_CSMS_CA_BUNDLE,
-                    compression=settings.LINKRAY_CSMS_COMPRESSION,
-                    connect_timeout_s=settings.LINKRAY_CSMS_CONNECT_TIMEOUT_S,
-                    ping_interval_s=settings.LINKRAY_CSMS_PING_INTERVAL_S,
-                    max_frame_bytes=settings.LINKRAY_MAX_FRAME_BYTES,
-                    reconnect_min_s=settings.LINKRAY_CSMS_RECONNECT_MIN_S,
-                    reconnect_max_s=settings.LINKRAY_CSMS_RECONNECT_MAX_S,
-                ),
+                upstream_config(charger_url(base_url, raw_segment), _header(self.scope, b"authorization")),
                 on_frame=session.on_csms_frame,
                 on_up=lambda: self._csms_up(session),
                 on_down=lambda reason: self._csms_down(session, reason),
@@ -321,6 +310,24 @@ class ChargerConsumer(AsyncConsumer):
             await layer.send(message["reply_channel"], reply)
         except Exception:
             logger.exception("remote_call_reply_failed charge_box_id=%s", session.charge_box_id)
+
+
+def session_config() -> SessionConfig:
+    return SessionConfig(call_timeout_s=settings.LINKRAY_CALL_TIMEOUT_S, max_frame_bytes=settings.LINKRAY_MAX_FRAME_BYTES)
+
+
+def upstream_config(url: str, authorization: str | None) -> UpstreamConfig:
+    return UpstreamConfig(
+        url=url,
+        authorization=authorization,
+        ca_bundle=settings.LINKRAY_CSMS_CA_BUNDLE,
+        compression=settings.LINKRAY_CSMS_COMPRESSION,
+        connect_timeout_s=settings.LINKRAY_CSMS_CONNECT_TIMEOUT_S,
+        ping_interval_s=settings.LINKRAY_CSMS_PING_INTERVAL_S,
+        max_frame_bytes=settings.LINKRAY_MAX_FRAME_BYTES,
+        reconnect_min_s=settings.LINKRAY_CSMS_RECONNECT_MIN_S,
+        reconnect_max_s=settings.LINKRAY_CSMS_RECONNECT_MAX_S,
+    )
 
 
 class _ChargerLeg:

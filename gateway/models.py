@@ -56,6 +56,12 @@ class Charger(models.Model):
         validators=[validate_upstream_url],
         help_text="This charger's CSMS base URL (ws:// or wss://); blank uses the site's LINKRAY_CSMS_URL.",
     )
+    # The Authorization header the charger last connected with, so LinkRay can hand the CSMS
+    # the charger's queued messages even if the charger never comes back (orphan replay).
+    upstream_authorization = models.CharField(max_length=500, blank=True, editable=False)
+    # Which server process holds the charger's socket (scale-out: a process that died leaves
+    # charger_connected set; its missing liveness key in the cache tells).
+    served_by = models.CharField(max_length=100, blank=True, editable=False)
     balancing_enabled = models.BooleanField(default=False)
     vendor = models.CharField(max_length=100, blank=True)
     model = models.CharField(max_length=100, blank=True)

@@ -155,3 +155,24 @@ def _stored(message: QueuedMessage) -> StoredMessage:
         local_transaction_id=message.local_transaction_id,
         attempts=message.attempts,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    charge_box_id: str
+    upstream_url: str
+    authorization: str
+    served_by: str  # set when the row still says connected: the caller checks that process
+
+
+def orphaned_backlogs(disconnected_before: datetime) -> list[Orphan]:
+    """Chargers with messages waiting for the CSMS that left before the given time, or whose
+    row still says connected (their process may have died; the caller checks)."""
+    queued = list(QueuedMessage.objects.values_list("charge_box_id", flat=True).distinct())
+    chargers = Charger.objects.filter(charge_box_id__in=queued).exclude(
+        charger_connected=False, charger_disconnected_at__gt=disconnected_before
+    )
+    return [
+        Orphan(c.charge_box_id, c.upstream_url, c.upstream_authorization, c.served_by if c.charger_connected else "")
+        for c in chargers
+    ]

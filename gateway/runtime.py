@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 from datetime import UTC, datetime
 
 from channels.db import database_sync_to_async
@@ -33,6 +36,7 @@ class GatewayRuntime:
         # idTag -> (status, expiry) the CSMS stated since the last flush, so an outage right
         # after an Authorize still finds the answer (the database copy lags by one flush).
         self._recent_authorizations: dict[str, tuple[str, object]] = {}
+        self.process_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
     # --- SessionHooks ----------------------------------------------------------------------
 

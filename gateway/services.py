@@ -26,7 +26,9 @@ class ConnectionDecision:
     state: ChargerState | None = None
 
 
-def admit_charger(charge_box_id: str, now: datetime) -> ConnectionDecision:
+def admit_charger(
+    charge_box_id: str, now: datetime, authorization: str | None = None, served_by: str = ""
+) -> ConnectionDecision:
     """A charger opened its socket: known chargers are admitted, unknown ones per site policy."""
     charger = Charger.objects.filter(charge_box_id=charge_box_id).first()
     if charger is None:
@@ -36,7 +38,11 @@ def admit_charger(charge_box_id: str, now: datetime) -> ConnectionDecision:
     state = ChargerState.from_dict(charger.state) if charger.state else ChargerState(charge_box_id)
     state.charge_box_id = charge_box_id
     Charger.objects.filter(pk=charger.pk).update(
-        charger_connected=True, charger_connected_at=now, last_seen_at=now
+        charger_connected=True,
+        charger_connected_at=now,
+        last_seen_at=now,
+        upstream_authorization=authorization or "",
+        served_by=served_by,
     )
     return ConnectionDecision(True, "", charger.upstream_url, state)
 
@@ -119,3 +125,11 @@ def _jsonb_safe(text: str) -> str:
     r"""Drop \u0000 escapes (relayed from a charger's free text): PostgreSQL's jsonb refuses them,
     and one such row would fail the whole batch."""
     return _NUL_ESCAPE.sub(r"\1", text) if "\\u0000" in text else text
+
+
+def mark_all_chargers_gone(now: datetime) -> int:
+    """Embedded start-up: a single process that just started holds no charger, whatever the
+    database says after a crash."""
+    return Charger.objects.filter(charger_connected=True).update(
+        charger_connected=False, charger_disconnected_at=now, csms_state=Charger.CsmsState.CLOSED
+    )

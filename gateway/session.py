@@ -201,6 +201,8 @@ class ChargerSession:
         self._own_ids = itertools.count(1)
         self._own_prefix = "lr-" + secrets.token_hex(4) + "-"
         self.closed = False
+        # A session without a charger (orphan replay): nothing can be sent to the charger.
+        self.headless = False
 
     # --- wiring ----------------------------------------------------------------------------
 

@@ -204,6 +204,9 @@ LINKRAY_JOURNAL_BUFFER_MAX = env_int(ENV, "LINKRAY_JOURNAL_BUFFER_MAX", 200_000,
 LINKRAY_STATE_FLUSH_INTERVAL_S = env_float(ENV, "LINKRAY_STATE_FLUSH_INTERVAL_S", 1.0, minimum=0.05)
 
 # --- Offline continuity ----------------------------------------------------------------
+# A charger gone this long with messages still queued gets them replayed without it.
+LINKRAY_ORPHAN_REPLAY_AFTER_S = env_float(ENV, "LINKRAY_ORPHAN_REPLAY_AFTER_S", 120.0, minimum=0)
+LINKRAY_ORPHAN_CHECK_INTERVAL_S = env_float(ENV, "LINKRAY_ORPHAN_CHECK_INTERVAL_S", 30.0, minimum=0.05)
 LINKRAY_OFFLINE_HEARTBEAT_INTERVAL_S = env_int(ENV, "LINKRAY_OFFLINE_HEARTBEAT_INTERVAL_S", 300, minimum=10)
 # Local transaction ids come from a range no CSMS hands out in practice (top of int32).
 LINKRAY_LOCAL_TRANSACTION_ID_BASE = env_int(

@@ -43,9 +43,9 @@ async def test_a_charger_can_have_its_own_upstream_url(stack):
     try:
         linkray = stack.start_linkray()
         stack.query(
-            "INSERT INTO gateway_charger (charge_box_id, upstream_url, balancing_enabled, vendor, model, serial_number, "
-            "firmware_version, charger_connected, csms_state, state, created_at) VALUES "
-            "(%s, %s, false, '', '', '', '', false, 'closed', '{}', CURRENT_TIMESTAMP)",
+            "INSERT INTO gateway_charger (charge_box_id, upstream_url, upstream_authorization, served_by, balancing_enabled, "
+            "vendor, model, serial_number, firmware_version, charger_connected, csms_state, state, created_at) VALUES "
+            "(%s, %s, '', '', false, '', '', '', '', false, 'closed', '{}', CURRENT_TIMESTAMP)",
             ("CP-OWN", own_csms.url),
         )
         async with ConnectedCharger(linkray.url, "CP-OWN") as charger, ConnectedCharger(linkray.url, "CP-SITE"):

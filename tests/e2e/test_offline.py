@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from ocpp.v16 import call
 from tests.peers.charger import ConnectedCharger
+from tests.peers.csms import basic_auth
 from tests.peers.waiting import wait_for
 
 
@@ -364,3 +365,25 @@ async def test_without_a_csms_linkray_serves_chargers_alone(stack):
         start = await charger.call(call.StartTransaction(connector_id=1, id_tag="T", meter_start=0, timestamp=now_iso()))
         assert start.id_tag_info["status"] == "Accepted"
         assert stack.query("SELECT count(*) FROM gateway_queuedmessage") == [(0,)]
+
+
+async def test_a_charger_that_never_comes_back_still_gets_its_messages_to_the_csms(stack):
+    csms = await stack.start_csms()
+    port = csms.port
+    await csms.stop()
+    env = {"LINKRAY_CSMS_URL": f"ws://127.0.0.1:{port}", "LINKRAY_ORPHAN_REPLAY_AFTER_S": "0.5", "LINKRAY_ORPHAN_CHECK_INTERVAL_S": "0.2"}
+    linkray = stack.start_linkray(env=env)
+    set_offline_policy(stack, "accept_all")
+    header = basic_auth("CP-GONE", b"gone-password-16byte")
+    charger = await ConnectedCharger(linkray.url, "CP-GONE", headers={"Authorization": header}).connect()
+    start = await charger.call(call.StartTransaction(connector_id=1, id_tag="T", meter_start=0, timestamp=now_iso()))
+    await charger.call(call.StopTransaction(meter_stop=50, timestamp=now_iso(), transaction_id=start.transaction_id))
+    linkray.kill()  # the power cut takes the charger with it: it never reconnects
+    await charger.close()
+    linkray.start()
+    await csms.start(port)
+    await wait_for(lambda: "StopTransaction" in csms.actions_received("CP-GONE"), 30, "orphan replay")
+    assert csms.actions_received("CP-GONE") == ["StartTransaction", "StopTransaction"]
+    assert csms.auth_headers["CP-GONE"] == header
+    await wait_for(lambda: "CP-GONE" not in csms.connections, what="leg closed after the replay")
+    assert stack.query("SELECT count(*) FROM gateway_queuedmessage") == [(0,)]

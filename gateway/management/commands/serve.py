@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import sys
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.management import call_command
@@ -29,6 +30,10 @@ class Command(BaseCommand):
             raise CommandError(f"--port {port}: expected 0-65535")
         call_command("migrate", interactive=False, verbosity=0)
         ensure_initial_admin(self.stdout)
+        if settings.LINKRAY_EMBEDDED:
+            from gateway.services import mark_all_chargers_gone
+
+            mark_all_chargers_gone(datetime.now(UTC))
 
         _tune_runtime()
         # daphne installs Twisted's asyncio reactor when imported; nothing before this line may
@@ -100,6 +105,7 @@ def _start_background() -> None:
     from gateway.runtime import runtime
 
     runtime.ensure_started()
+    asyncio.ensure_future(_supervise("gateway.orphan_replay.run_orphan_replay"))
     if settings.LINKRAY_EMBEDDED:
         for path in settings.LINKRAY_EMBEDDED_TASKS:
             asyncio.ensure_future(_supervise(path))
