@@ -63,8 +63,9 @@ CSRF_TRUSTED_ORIGINS = env_list(ENV, "LINKRAY_CSRF_TRUSTED_ORIGINS", [])
 REDIS_URL = env_str(ENV, "REDIS_URL")
 LINKRAY_EMBEDDED = not REDIS_URL
 
+# "daphne" is deliberately not an app here: its AppConfig imports daphne.server, which installs
+# Twisted's reactor on a plain asyncio loop before `serve` can choose the loop (uvloop).
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

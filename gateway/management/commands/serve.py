@@ -69,7 +69,10 @@ def _tune_runtime() -> None:
     if settings.LINKRAY_EVENT_LOOP == "uvloop":
         import uvloop
 
-        # daphne creates its Twisted reactor's loop with asyncio.new_event_loop().
+        # daphne creates its Twisted reactor's loop with asyncio.new_event_loop() when
+        # daphne.server is first imported, which must therefore come after this.
+        if "daphne.server" in sys.modules:
+            logger.warning("event_loop_not_applied loop=uvloop reason=daphne_server_already_imported")
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     # Everything imported so far lives as long as the process: keep it out of every full
     # collection, which over a thousand chargers' objects stalled the relay for 100+ ms.
@@ -104,6 +107,7 @@ def _on_ready(server, host: str) -> None:
 def _start_background() -> None:
     from gateway.runtime import runtime
 
+    logger.info("event_loop loop=%s", type(asyncio.get_running_loop()).__module__)
     runtime.ensure_started()
     asyncio.ensure_future(_supervise("gateway.orphan_replay.run_orphan_replay"))
     if settings.LINKRAY_EMBEDDED:
