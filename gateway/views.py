@@ -11,24 +11,18 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods
 
 from gateway import selectors
 from gateway.forms import ChargerSettingsForm, GatewaySettingsForm
 from gateway.models import GatewaySettings
-
-
-def _page_or_partial(request, page: str, partial: str, context: dict, status: int = 200):
-    response = render(request, partial if request.htmx else page, context, status=status)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+from linkray_site.htmx import render_page_or_partial
 
 
 @login_required
 @require_http_methods(["GET"])
 def dashboard(request):
-    return _page_or_partial(
+    return render_page_or_partial(
         request, "gateway/dashboard.html", "gateway/_dashboard_live.html", selectors.dashboard(timezone.now())
     )
 
@@ -49,7 +43,7 @@ def charger(request, charge_box_id: str):
         form = ChargerSettingsForm(instance=detail["charger"])
     status = 400 if form.is_bound else 200
     context = {"detail": detail, "form": form}
-    return _page_or_partial(request, "gateway/charger.html", "gateway/_charger_live.html", context, status)
+    return render_page_or_partial(request, "gateway/charger.html", "gateway/_charger_live.html", context, status)
 
 
 @login_required
@@ -58,7 +52,7 @@ def charger_queue(request, charge_box_id: str):
     queue = selectors.queue_page(charge_box_id, request.GET.get("page"))
     if queue is None:
         raise Http404(f"No charger {charge_box_id!r} has connected or been registered.")
-    return _page_or_partial(request, "gateway/queue.html", "gateway/_queue_live.html", queue)
+    return render_page_or_partial(request, "gateway/queue.html", "gateway/_queue_live.html", queue)
 
 
 @login_required

@@ -12,9 +12,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods
 
+from linkray_site.htmx import render_page_or_partial
 from meters import selectors
 from meters.catalog import catalog
 from meters.charts import history_table, meter_charts
@@ -25,17 +25,11 @@ CHART_STEP_S = 300
 TABLE_STEP_S = 3600
 
 
-def _page_or_partial(request, page: str, partial: str, context: dict):
-    response = render(request, partial if request.htmx else page, context)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
-
-
 @login_required
 @require_http_methods(["GET"])
 def meter_list(request):
     context = {"rows": selectors.meter_rows(timezone.now()), "map_errors": catalog().errors}
-    return _page_or_partial(request, "meters/list.html", "meters/_list_live.html", context)
+    return render_page_or_partial(request, "meters/list.html", "meters/_list_live.html", context)
 
 
 @login_required
@@ -87,7 +81,7 @@ def meter_detail(request, meter_id: int):
     now = timezone.now()
     row = selectors.meter_row(meter, selectors.meter_status(meter.pk), now)
     if request.htmx:
-        return _page_or_partial(request, "meters/detail.html", "meters/_detail_live.html", {"row": row})
+        return render_page_or_partial(request, "meters/detail.html", "meters/_detail_live.html", {"row": row})
     since = now - timedelta(hours=24)
     buckets = selectors.meter_history(meter.pk, since)
     phases = selectors.meter_phases(meter)
@@ -102,4 +96,4 @@ def meter_detail(request, meter_id: int):
         "phases": [phase.upper() for phase in phases],
         "bucket_count": len(buckets),
     }
-    return _page_or_partial(request, "meters/detail.html", "meters/_detail_live.html", context)
+    return render_page_or_partial(request, "meters/detail.html", "meters/_detail_live.html", context)
