@@ -191,6 +191,11 @@ class ChargerConsumer(AsyncConsumer):
             self._set_csms_state(session, "down")
             upstream.start_reconnecting()
         if not settings.LINKRAY_EMBEDDED:
+            # A socket of this charger still open in another process (a half-open connection the
+            # charger has given up on) is told to close before this one joins the group.
+            await get_channel_layer().group_send(
+                charger_group(charge_box_id), {"type": "gateway.replaced", "process_id": runtime.process_id}
+            )
             self._layer_task = asyncio.create_task(self._serve_channel_layer(session))
         return True
 
@@ -274,6 +279,11 @@ class ChargerConsumer(AsyncConsumer):
                     message, receiving = receiving.result(), None
                     if message.get("type") == "gateway.call":
                         asyncio.ensure_future(self._answer_remote_call(layer, session, message))
+                    elif message.get("type") == "gateway.replaced":
+                        logger.info("charger_replaced charge_box_id=%s by=%s", session.charge_box_id, message.get("process_id"))
+                        await session.close()
+                        await session.close_charger_leg(4000)  # 3000-4999: "replaced by a newer connection"
+                        return
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:

@@ -314,3 +314,15 @@ async def test_nul_characters_from_a_charger_are_relayed_and_do_not_break_persis
         await wait_for(lambda: status() == "Faulted", what="model persisted")
         await wait_for(lambda: stack.query("SELECT count(*) FROM gateway_journalentry WHERE unique_id=%s", ("nul-1",)) == [(2,)], what="journaled")
         await wait_for(lambda: stack.query("SELECT count(*) FROM gateway_journalentry WHERE raw LIKE %s", ("%nul-2%",)) == [(1,)], what="raw NUL journaled")
+
+
+async def test_a_charger_reconnecting_replaces_its_old_connection(stack):
+    csms = await stack.start_csms()
+    linkray = stack.start_linkray()
+    old = await ConnectedCharger(linkray.url, "CP-AGAIN").connect()
+    await csms.wait_connected("CP-AGAIN")
+    async with ConnectedCharger(linkray.url, "CP-AGAIN") as new:
+        await wait_for(lambda: old.websocket.state.name == "CLOSED", what="old socket closed")
+        await wait_for(lambda: csms.connect_count["CP-AGAIN"] == 2, what="new CSMS leg")
+        assert (await new.call(call.Heartbeat())).current_time
+        assert "Heartbeat" in csms.actions_received("CP-AGAIN")

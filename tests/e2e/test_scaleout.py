@@ -7,6 +7,7 @@ import json
 import urllib.request
 
 import pytest
+from ocpp.v16 import call
 from tests.peers.charger import ConnectedCharger
 from tests.peers.waiting import wait_for
 
@@ -42,3 +43,19 @@ async def test_a_charger_on_one_process_is_reached_from_another(stack):
         assert ("GetConfiguration", {"key": ["ChargeProfileMaxStackLevel"]}) in charger.peer.requests
         # LinkRay's own answer stayed inside LinkRay.
         assert not any("ChargeProfileMaxStackLevel" in raw for raw in csms.received.get("CP-FAR", []))
+
+
+async def test_a_newer_connection_on_another_process_closes_the_old_one(stack):
+    if stack.kind != "scaleout":
+        pytest.skip("several server processes need REDIS_URL")
+    csms = await stack.start_csms()
+    first = stack.start_linkray(name="a")
+    second = stack.start_linkray(name="b")
+    old = await ConnectedCharger(first.url, "CP-MOVE").connect()
+    await csms.wait_connected("CP-MOVE")
+    await wait_for(lambda: "charger_connected charge_box_id=CP-MOVE" in first.log(), what="first connection")
+    async with ConnectedCharger(second.url, "CP-MOVE") as new:
+        await wait_for(lambda: old.websocket.state.name == "CLOSED", what="old socket closed")
+        assert old.websocket.close_code == 4000
+        await wait_for(lambda: csms.connect_count["CP-MOVE"] == 2 and "CP-MOVE" in csms.connections, what="one CSMS leg")
+        assert (await new.call(call.Heartbeat())).current_time
