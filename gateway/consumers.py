@@ -19,6 +19,7 @@ from django.conf import settings
 
 from gateway import services
 from gateway.events import charger_group
+from gateway.offline_runtime import attach_offline
 from gateway.runtime import runtime
 from gateway.session import (
     CallErrorReceived,
@@ -52,6 +53,7 @@ class ChargerConsumer(AsyncConsumer):
         self.base_send = send
         self.session: ChargerSession | None = None
         self._layer_task: asyncio.Task | None = None
+        self._connecting: asyncio.Future | None = None
         message = await receive()
         if message["type"] != "websocket.connect":
             return
@@ -107,13 +109,37 @@ class ChargerConsumer(AsyncConsumer):
             )
             return False
         now = datetime.now(UTC)
+        authorization = _header(self.scope, b"authorization")
         decision = await database_sync_to_async(services.admit_charger)(
-            charge_box_id, now, _header(self.scope, b"authorization"), runtime.process_id
+            charge_box_id, now, authorization, runtime.process_id
         )
         if not decision.accepted:
             logger.warning("charger_refused charge_box_id=%s reason=%s peer=%s", charge_box_id, decision.reason, peer)
             return False
+        session = await self._build_session(charge_box_id, raw_segment, authorization, decision)
+        leg = await self._open_csms_leg(session)
+        if leg == "refused":
+            await database_sync_to_async(services.record_charger_gone)(charge_box_id, session.state, now)
+            return False
+        self.session = session
+        await self.base_send({"type": "websocket.accept", "subprotocol": "ocpp1.6"})
+        previous = runtime.register(session)
+        if previous is not None:
+            logger.info("charger_replaced charge_box_id=%s", charge_box_id)
+            await previous.close()
+            await previous.close_charger_leg()
+        logger.info("charger_connected charge_box_id=%s peer=%s csms=%s", charge_box_id, peer, leg)
+        await self._start_csms_leg(session, leg)
+        if not settings.LINKRAY_EMBEDDED:
+            # A socket of this charger still open in another process (a half-open connection the
+            # charger has given up on) is told to close before this one joins the group.
+            await get_channel_layer().group_send(
+                charger_group(charge_box_id), {"type": "gateway.replaced", "process_id": runtime.process_id}
+            )
+            self._layer_task = asyncio.create_task(self._serve_channel_layer(session))
+        return True
 
+    async def _build_session(self, charge_box_id, raw_segment, authorization, decision) -> ChargerSession:
         state = decision.state
         state.charger_connected = True
         session = ChargerSession(
@@ -125,79 +151,60 @@ class ChargerConsumer(AsyncConsumer):
             state=state,
         )
         base_url = decision.upstream_url or settings.LINKRAY_CSMS_URL
-        upstream = None
         if base_url:
-            upstream = UpstreamLink(
-                upstream_config(charger_url(base_url, raw_segment), _header(self.scope, b"authorization")),
-                on_frame=session.on_csms_frame,
-                on_up=lambda: self._csms_up(session),
-                on_down=lambda reason: self._csms_down(session, reason),
-                charge_box_id=charge_box_id,
+            session.attach_upstream(
+                UpstreamLink(
+                    upstream_config(charger_url(base_url, raw_segment), authorization),
+                    on_frame=session.on_csms_frame,
+                    on_up=lambda: self._csms_up(session),
+                    on_down=lambda reason: self._csms_down(session, reason),
+                    charge_box_id=charge_box_id,
+                )
             )
-            session.attach_upstream(upstream)
-        from gateway.offline_runtime import attach_offline
-
         await attach_offline(session)
+        return session
 
-        csms_reachable = False
-        still_connecting = None
-        if upstream is not None:
-            connecting = asyncio.ensure_future(upstream.connect(start_reading=False))
-            try:
-                # Wait for the CSMS's verdict before accepting (a charger it refuses is refused),
-                # but not so long that the charger's own handshake gives up on a silent network.
-                await asyncio.wait_for(asyncio.shield(connecting), settings.LINKRAY_CSMS_ADMIT_WAIT_S)
-                csms_reachable = True
-            except asyncio.TimeoutError:
-                still_connecting = connecting
-                logger.warning("csms_slow charge_box_id=%s action=accepting_charger_while_connecting", charge_box_id)
-            except UpstreamRejected as error:
-                # Transparent: a charger the CSMS refuses (bad password, unknown id) is refused.
-                logger.warning(
-                    "charger_refused charge_box_id=%s reason=csms_refused status=%s", charge_box_id, error.status
-                )
-                await upstream.close()
-                await database_sync_to_async(services.record_charger_gone)(charge_box_id, state, now)
-                return False
-            except Exception as error:
-                logger.warning(
-                    "csms_unreachable charge_box_id=%s error=%s", charge_box_id, str(error) or type(error).__name__
-                )
-        self.session = session
-        await self.base_send({"type": "websocket.accept", "subprotocol": "ocpp1.6"})
-        previous = runtime.register(session)
-        if previous is not None:
-            logger.info("charger_replaced charge_box_id=%s", charge_box_id)
-            await previous.close()
-            await previous.close_charger_leg()
-        logger.info(
-            "charger_connected charge_box_id=%s peer=%s csms=%s",
-            charge_box_id,
-            peer,
-            "up" if csms_reachable else ("down" if upstream else "not_configured"),
-        )
+    async def _open_csms_leg(self, session: ChargerSession) -> str:
+        """First handshake of the CSMS leg: "up", "connecting" (still trying in the background),
+        "down", "refused" (the CSMS refused: so is the charger) or "not_configured"."""
+        upstream = session.upstream
         if upstream is None:
-            self._set_csms_state(session, "not_configured")
-        elif csms_reachable:
-            self._set_csms_state(session, "connected")
-            upstream.start_reading()
-            await session.csms_up()
-        elif still_connecting is not None:
-            self._set_csms_state(session, "connecting")
-            still_connecting.add_done_callback(
-                lambda task: asyncio.ensure_future(self._first_connect_done(session, task))
+            return "not_configured"
+        self._connecting = asyncio.ensure_future(upstream.connect(start_reading=False))
+        try:
+            # Wait for the CSMS's verdict before accepting (a charger it refuses is refused),
+            # but not so long that the charger's own handshake gives up on a silent network.
+            await asyncio.wait_for(asyncio.shield(self._connecting), settings.LINKRAY_CSMS_ADMIT_WAIT_S)
+            return "up"
+        except asyncio.TimeoutError:
+            logger.warning("csms_slow charge_box_id=%s action=accepting_charger_while_connecting", session.charge_box_id)
+            return "connecting"
+        except UpstreamRejected as error:
+            logger.warning(
+                "charger_refused charge_box_id=%s reason=csms_refused status=%s", session.charge_box_id, error.status
             )
+            await upstream.close()
+            return "refused"
+        except Exception as error:
+            logger.warning(
+                "csms_unreachable charge_box_id=%s error=%s", session.charge_box_id, str(error) or type(error).__name__
+            )
+            return "down"
+
+    async def _start_csms_leg(self, session: ChargerSession, leg: str) -> None:
+        """Once the charger is accepted: relay live, keep connecting, or reconnect later."""
+        if leg == "not_configured":
+            self._set_csms_state(session, "not_configured")
+        elif leg == "up":
+            self._set_csms_state(session, "connected")
+            session.upstream.start_reading()
+            await session.csms_up()
+        elif leg == "connecting":
+            self._set_csms_state(session, "connecting")
+            self._connecting.add_done_callback(lambda task: asyncio.ensure_future(self._first_connect_done(session, task)))
         else:
             self._set_csms_state(session, "down")
-            upstream.start_reconnecting()
-        if not settings.LINKRAY_EMBEDDED:
-            # A socket of this charger still open in another process (a half-open connection the
-            # charger has given up on) is told to close before this one joins the group.
-            await get_channel_layer().group_send(
-                charger_group(charge_box_id), {"type": "gateway.replaced", "process_id": runtime.process_id}
-            )
-            self._layer_task = asyncio.create_task(self._serve_channel_layer(session))
-        return True
+            session.upstream.start_reconnecting()
 
     async def _first_connect_done(self, session: ChargerSession, task: asyncio.Future) -> None:
         """The CSMS leg's first handshake finished after the charger was accepted."""
