@@ -194,8 +194,6 @@ class ChargerSession:
         # Towards the charger: the one outstanding CALL, and those waiting for it.
         self._slot: _Outbound | None = None
         self._queue: deque[_Outbound] = deque()
-        # CSMS CALLs that timed out at the charger: a late answer still goes back to the CSMS.
-        self._late_csms_ids: deque[str] = deque(maxlen=8)
         # Towards the CSMS: charger CALLs waiting for the CSMS's answer.
         self._pending: dict[str, _Pending] = {}
         self._own_ids = itertools.count(1)
@@ -243,8 +241,12 @@ class ChargerSession:
             self.offline is not None and self.offline.needs_parsed(action, self)
         ):
             call = self._parse(raw)
-            if call is None or not isinstance(call, Call):
-                await self._charger_unparsed(raw)
+            if not isinstance(call, Call):
+                if not self.relaying_live and self.offline is not None:
+                    # Nobody upstream to judge it: LinkRay answers with the CALLERROR itself.
+                    await self.offline.on_charger_call(self, raw, None, unique_id, action)
+                else:
+                    await self._charger_unparsed(raw)
                 return
             action = call.action
         if call is not None and action in _OBSERVED_CHARGER_CALLS:
@@ -444,10 +446,9 @@ class ChargerSession:
             outbound.action,
             outbound.unique_id,
         )
+        # A late answer to a CSMS CALL still goes back to the CSMS (see _charger_answer).
         if outbound.future is not None and not outbound.future.done():
             outbound.future.set_exception(CallTimedOut(f"{outbound.action} to {self.charge_box_id}"))
-        elif outbound.origin == "csms":
-            self._late_csms_ids.append(outbound.unique_id)
         if self._queue:
             asyncio.ensure_future(self._pump())
 

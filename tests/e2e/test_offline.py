@@ -387,3 +387,15 @@ async def test_a_charger_that_never_comes_back_still_gets_its_messages_to_the_cs
     assert csms.auth_headers["CP-GONE"] == header
     await wait_for(lambda: "CP-GONE" not in csms.connections, what="leg closed after the replay")
     assert stack.query("SELECT count(*) FROM gateway_queuedmessage") == [(0,)]
+
+
+async def test_a_malformed_call_while_the_csms_is_away_gets_a_callerror(stack):
+    csms = await stack.start_csms()
+    port = csms.port
+    await csms.stop()
+    linkray = stack.start_linkray(env={"LINKRAY_CSMS_URL": f"ws://127.0.0.1:{port}"})
+    async with ConnectedCharger(linkray.url, "CP-MAL") as charger:
+        await charger.send_raw('[2,"mal-1","MeterValues",{"connectorId":1,"meterValue":[}]')
+        error = await wait_for(lambda: [raw for raw in charger.received if '"mal-1"' in raw], what="CALLERROR")
+        assert json.loads(error[0])[:3] == [4, "mal-1", "FormationViolation"]
+        assert (await charger.call(call.Heartbeat())).current_time
