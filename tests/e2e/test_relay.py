@@ -326,3 +326,15 @@ async def test_a_charger_reconnecting_replaces_its_old_connection(stack):
         await wait_for(lambda: csms.connect_count["CP-AGAIN"] == 2, what="new CSMS leg")
         assert (await new.call(call.Heartbeat())).current_time
         assert "Heartbeat" in csms.actions_received("CP-AGAIN")
+
+
+async def test_a_clean_stop_writes_the_journal_and_marks_chargers_offline(stack):
+    csms = await stack.start_csms()
+    linkray = stack.start_linkray(env={"LINKRAY_JOURNAL_FLUSH_INTERVAL_S": "60", "LINKRAY_STATE_FLUSH_INTERVAL_S": "60"})
+    async with ConnectedCharger(linkray.url, "CP-STOP") as charger:
+        await csms.wait_connected("CP-STOP")
+        await charger.call(call.BootNotification(charge_point_vendor="ACME", charge_point_model="M"))
+        assert await asyncio.to_thread(linkray.stop) == 0  # SIGTERM, long before the next flush
+    assert stack.query("SELECT count(*) FROM gateway_journalentry WHERE charge_box_id=%s", ("CP-STOP",)) == [(2,)]
+    rows = stack.query("SELECT vendor, charger_connected FROM gateway_charger WHERE charge_box_id=%s", ("CP-STOP",))
+    assert rows[0][0] == "ACME" and not rows[0][1]
