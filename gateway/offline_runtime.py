@@ -31,10 +31,16 @@ LINKRAY_PROFILE_ID_BASE = 900_000_000
 
 
 async def attach_offline(session: ChargerSession) -> None:
-    now = session.now()
-    backlog = await database_sync_to_async(offline_store.backlog_count)(session.charge_box_id)
-    local_to_csms = await database_sync_to_async(offline_store.transaction_map)(session.charge_box_id, now)
+    backlog, local_to_csms = await database_sync_to_async(offline_store.offline_start)(session.charge_box_id, session.now())
     session.attach_offline(OfflineRelay(session, backlog, local_to_csms))
+
+
+def _rewritten(call: Call, mapper, mapping: dict[int, int]) -> str | bytes:
+    """The frame with its transaction id mapped, or the original bytes when nothing maps."""
+    if not mapping:
+        return call.raw
+    mapped = mapper(call.action, call.payload, mapping)
+    return call.raw if mapped is None else build_call(call.unique_id, call.action, mapped).raw
 
 
 class OfflineRelay:
@@ -57,25 +63,19 @@ class OfflineRelay:
     def holds_traffic(self) -> bool:
         return self.backlog > 0
 
-    def needs_parsed(self, action: str, session: ChargerSession) -> bool:
-        if not session.relaying_live:
+    def needs_parsed(self, action: str) -> bool:
+        if not self.session.relaying_live:
             return True
         return bool(self.local_to_csms) and action in offline.TO_CSMS_WITH_TRANSACTION
 
-    def maps_transactions(self, action: str, session: ChargerSession) -> bool:
+    def maps_transactions(self, action: str) -> bool:
         return bool(self.csms_to_local) and action in offline.TO_CHARGER_WITH_TRANSACTION
 
-    def rewrite_to_csms(self, session: ChargerSession, call: Call) -> str | bytes:
-        if not self.local_to_csms:
-            return call.raw
-        mapped = offline.map_to_csms(call.action, call.payload, self.local_to_csms)
-        return call.raw if mapped is None else build_call(call.unique_id, call.action, mapped).raw
+    def rewrite_to_csms(self, call: Call) -> str | bytes:
+        return _rewritten(call, offline.map_to_csms, self.local_to_csms)
 
-    def rewrite_to_charger(self, session: ChargerSession, call: Call) -> str | bytes:
-        if not self.csms_to_local:
-            return call.raw
-        mapped = offline.map_to_charger(call.action, call.payload, self.csms_to_local)
-        return call.raw if mapped is None else build_call(call.unique_id, call.action, mapped).raw
+    def rewrite_to_charger(self, call: Call) -> str | bytes:
+        return _rewritten(call, offline.map_to_charger, self.csms_to_local)
 
     def claims_answer(self, unique_id: str) -> bool:
         return self._waiter is not None and self._waiter[0] == unique_id
@@ -83,8 +83,9 @@ class OfflineRelay:
     # --- serving the charger locally -------------------------------------------------------
 
     async def on_charger_call(
-        self, session: ChargerSession, raw: str | bytes, call: Call | None, unique_id: str, action: str | None, *, journal: bool = True
+        self, raw: str | bytes, call: Call | None, unique_id: str, action: str | None, *, journal: bool = True
     ) -> None:
+        session = self.session
         cbid = session.charge_box_id
         if journal:
             session.journal.record(CHARGER_TO_LINKRAY, cbid, 2, unique_id, action, raw)
@@ -171,18 +172,18 @@ class OfflineRelay:
 
     # --- CSMS comes and goes ---------------------------------------------------------------
 
-    async def on_csms_down(self, session: ChargerSession, pending: list) -> None:
+    async def on_csms_down(self, pending: list) -> None:
         self._fail_waiter(ConnectionError("CSMS leg dropped"))
         for unique_id, item in pending:
             # The charger is still waiting for these; their answers are lost with the leg.
-            logger.info("csms_answer_lost charge_box_id=%s action=%s unique_id=%s", session.charge_box_id, item.action, unique_id)
-            await self.on_charger_call(session, item.raw, item.call, unique_id, item.action, journal=False)
+            logger.info("csms_answer_lost charge_box_id=%s action=%s unique_id=%s", self.session.charge_box_id, item.action, unique_id)
+            await self.on_charger_call(item.raw, item.call, unique_id, item.action, journal=False)
 
-    async def on_csms_up(self, session: ChargerSession) -> None:
+    async def on_csms_up(self) -> None:
         if self.backlog:
             self._start_replay()
 
-    async def on_session_closed(self, session: ChargerSession) -> None:
+    async def on_session_closed(self) -> None:
         self._fail_waiter(ConnectionError("charger disconnected"))
         if self._replay_task is not None:
             self._replay_task.cancel()
@@ -191,7 +192,7 @@ class OfflineRelay:
         if self._waiter is not None and not self._waiter[1].done():
             self._waiter[1].set_exception(error)
 
-    async def on_csms_answer(self, session: ChargerSession, raw: str | bytes, unique_id: str) -> None:
+    async def on_csms_answer(self, raw: str | bytes, unique_id: str) -> None:
         if self._waiter is not None and self._waiter[0] == unique_id and not self._waiter[1].done():
             self._waiter[1].set_result(raw)
 

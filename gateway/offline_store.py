@@ -87,8 +87,9 @@ def load_backlog(charge_box_id: str, limit: int = 200) -> list[StoredMessage]:
     return [_stored(message) for message in QueuedMessage.objects.filter(charge_box_id=charge_box_id).order_by("id")[:limit]]
 
 
-def backlog_count(charge_box_id: str) -> int:
-    return QueuedMessage.objects.filter(charge_box_id=charge_box_id).count()
+def offline_start(charge_box_id: str, now: datetime) -> tuple[int, dict[int, int]]:
+    """What a new session needs: how many messages wait for replay, and the transaction id map."""
+    return QueuedMessage.objects.filter(charge_box_id=charge_box_id).count(), transaction_map(charge_box_id, now)
 
 
 def complete_message(

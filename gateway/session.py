@@ -238,13 +238,13 @@ class ChargerSession:
     async def _charger_call(self, raw: str | bytes, unique_id: str, action: str | None) -> None:
         call = None
         if action is None or action in _OBSERVED_CHARGER_CALLS or action in _OBSERVED_CHARGER_EXCHANGES or (
-            self.offline is not None and self.offline.needs_parsed(action, self)
+            self.offline is not None and self.offline.needs_parsed(action)
         ):
             call = self._parse(raw)
             if not isinstance(call, Call):
                 if not self.relaying_live and self.offline is not None:
                     # Nobody upstream to judge it: LinkRay answers with the CALLERROR itself.
-                    await self.offline.on_charger_call(self, raw, None, unique_id, action)
+                    await self.offline.on_charger_call(raw, None, unique_id, action)
                 else:
                     await self._charger_unparsed(raw)
                 return
@@ -255,20 +255,20 @@ class ChargerSession:
             self.state.last_seen_at = self._clock()
         if not self.relaying_live:
             if self.offline is not None:
-                await self.offline.on_charger_call(self, raw, call, unique_id, action)
+                await self.offline.on_charger_call(raw, call, unique_id, action)
             else:
                 self.journal.record(CHARGER_TO_CSMS, self.charge_box_id, CALL, unique_id, action, raw)
                 logger.warning("csms_unavailable_call_dropped charge_box_id=%s action=%s", self.charge_box_id, action)
             return
         if self.offline is not None and call is not None:
-            raw = self.offline.rewrite_to_csms(self, call)
+            raw = self.offline.rewrite_to_csms(call)
         self._remember_pending(unique_id, _Pending(action, call, raw, self._loop.time()))
         self.journal.record(CHARGER_TO_CSMS, self.charge_box_id, CALL, unique_id, action, raw)
         if not await self.upstream.send(raw):
             # The leg dropped under us: unless csms_down() already took it over, the CALL is
             # now the outage's to handle.
             if self._pending.pop(unique_id, None) is not None and self.offline is not None:
-                await self.offline.on_charger_call(self, raw, call, unique_id, action, journal=False)
+                await self.offline.on_charger_call(raw, call, unique_id, action, journal=False)
 
     def _remember_pending(self, unique_id: str, pending: _Pending) -> None:
         # A well-behaved charger has one CALL in flight; a misbehaving one must not grow this.
@@ -352,7 +352,7 @@ class ChargerSession:
             return
         if self.offline is not None and self.offline.claims_answer(unique_id):
             self.journal.record(CSMS_TO_LINKRAY, self.charge_box_id, message_type, unique_id, None, raw)
-            await self.offline.on_csms_answer(self, raw, unique_id)
+            await self.offline.on_csms_answer(raw, unique_id)
             return
         pending = self._pending.pop(unique_id, None)
         self.journal.record(
@@ -367,14 +367,14 @@ class ChargerSession:
     async def _csms_call(self, raw: str | bytes, unique_id: str, action: str | None) -> None:
         call = None
         if action is None or action in _OBSERVED_CSMS_EXCHANGES or (
-            self.offline is not None and self.offline.maps_transactions(action, self)
+            self.offline is not None and self.offline.maps_transactions(action)
         ):
             parsed = self._parse(raw)
             if isinstance(parsed, Call):
                 call = parsed
                 action = call.action
                 if self.offline is not None:
-                    raw = self.offline.rewrite_to_charger(self, call)
+                    raw = self.offline.rewrite_to_charger(call)
         outbound = _Outbound("csms", call, unique_id, action or "?", raw, self.config.call_timeout_s)
         await self._to_charger_slot(outbound)
 
@@ -480,7 +480,7 @@ class ChargerSession:
             if outbound.future is not None and not outbound.future.done():
                 outbound.future.set_exception(ChargerNotConnected(self.charge_box_id))
         if self.offline is not None:
-            await self.offline.on_session_closed(self)
+            await self.offline.on_session_closed()
         if self.upstream is not None:
             await self.upstream.close()
 
@@ -491,13 +491,13 @@ class ChargerSession:
         """The CSMS leg dropped; charger CALLs still waiting for it become the outage's."""
         pending, self._pending = self._pending, {}
         if self.offline is not None:
-            await self.offline.on_csms_down(self, list(pending.items()))
+            await self.offline.on_csms_down(list(pending.items()))
         elif pending:
             logger.warning("csms_answers_lost charge_box_id=%s count=%d", self.charge_box_id, len(pending))
 
     async def csms_up(self) -> None:
         if self.offline is not None:
-            await self.offline.on_csms_up(self)
+            await self.offline.on_csms_up()
 
     # --- helpers ---------------------------------------------------------------------------
 
