@@ -1,81 +1,81 @@
 """JSON API of the gateway: chargers' live model and LinkRay CALLs to a charger.
 
-Authenticated by `Authorization: Bearer <LINKRAY_API_TOKEN>` or a logged-in staff session.
-Errors are `{"error": "..."}` with a 4xx/5xx status.
+Paths, payloads and status codes predate the framework and scripts rely on them:
+`GET /api/chargers`, `GET /api/chargers/<id>`, `POST /api/chargers/<id>/calls`.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
-from functools import wraps
+from typing import Any
 
 from channels.db import database_sync_to_async
-from django.conf import settings
-from django.http import JsonResponse
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from ninja import Field, Router
+from ninja.errors import HttpError
+from pydantic import field_validator
 
+from accounts.roles import OPERATE
+from audit.services import arecord
 from gateway import commands, selectors
+from linkray_site.api import ErrorOut, FieldErrorsOut, StrictSchema, require, require_view
+
+router = Router(tags=["chargers"])
 
 
-def api_auth(view):
-    @wraps(view)
-    async def wrapper(request, *args, **kwargs):
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            if hmac.compare_digest(header[7:].strip().encode(), settings.LINKRAY_API_TOKEN.encode()):
-                return await view(request, *args, **kwargs)
-            return JsonResponse({"error": "invalid API token"}, status=401)
-        user = await request.auser()
-        if user.is_authenticated and user.is_staff:
-            return await view(request, *args, **kwargs)
-        return JsonResponse({"error": "authentication required"}, status=401)
+class CallIn(StrictSchema):
+    action: str = Field(description="OCPP 1.6 action name, e.g. GetConfiguration")
+    payload: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: float | None = Field(default=None, gt=0, le=300, description="seconds in (0, 300]")
 
-    return wrapper
+    @field_validator("action")
+    @classmethod
+    def _action_is_a_name(cls, value: str) -> str:
+        if not value.isidentifier() or len(value) > 64:
+            raise ValueError("must be an OCPP action name")
+        return value
 
 
-@require_GET
-@api_auth
+class CallOut(StrictSchema):
+    payload: dict[str, Any]
+
+
+class CallErrorOut(StrictSchema):
+    error: str
+    errorCode: str
+    errorDescription: str
+
+
+@router.get("/chargers", response={200: dict[str, list[dict[str, Any]]]}, summary="List chargers")
 async def charger_list(request):
-    return JsonResponse({"chargers": await database_sync_to_async(selectors.charger_summaries)()})
+    require_view(request)
+    return {"chargers": await database_sync_to_async(selectors.charger_summaries)()}
 
 
-@require_GET
-@api_auth
+@router.get("/chargers/{charge_box_id}", response={200: dict[str, Any], 404: ErrorOut}, summary="One charger's live model")
 async def charger_detail(request, charge_box_id: str):
+    require_view(request)
     detail = await database_sync_to_async(selectors.charger_detail)(charge_box_id)
     if detail is None:
-        return JsonResponse({"error": f"unknown charger {charge_box_id}"}, status=404)
-    return JsonResponse(detail)
+        raise HttpError(404, f"unknown charger {charge_box_id}")
+    return detail
 
 
-@csrf_exempt
-@require_POST
-@api_auth
-async def charger_call(request, charge_box_id: str):
+@router.post(
+    "/chargers/{charge_box_id}/calls",
+    response={200: CallOut, 400: FieldErrorsOut, 404: ErrorOut, 502: CallErrorOut, 504: ErrorOut},
+    summary="Send an OCPP CALL to the charger",
+)
+async def charger_call(request, charge_box_id: str, body: CallIn):
+    principal = require(request, OPERATE)
     try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        return JsonResponse({"error": "body is not valid JSON"}, status=400)
-    if not isinstance(body, dict):
-        return JsonResponse({"error": "body must be a JSON object"}, status=400)
-    action, payload, timeout_s = body.get("action"), body.get("payload", {}), body.get("timeout_s")
-    if not isinstance(action, str) or not action.isidentifier():
-        return JsonResponse({"error": "'action' must be an OCPP action name"}, status=400)
-    if not isinstance(payload, dict):
-        return JsonResponse({"error": "'payload' must be a JSON object"}, status=400)
-    if timeout_s is not None and (not isinstance(timeout_s, int | float) or not 0 < timeout_s <= 300):
-        return JsonResponse({"error": "'timeout_s' must be a number of seconds in (0, 300]"}, status=400)
-    try:
-        result = await commands.send_call(charge_box_id, action, payload, timeout_s=timeout_s)
+        result = await commands.send_call(charge_box_id, body.action, body.payload, timeout_s=body.timeout_s)
     except commands.ChargerNotConnected as error:
-        return JsonResponse({"error": f"charger not connected: {error}"}, status=404)
+        await arecord(principal, f"charger.call.{body.action}", charge_box_id, after=body.payload, outcome="not connected")
+        raise HttpError(404, f"charger not connected: {error}") from None
     except commands.CallTimedOut as error:
-        return JsonResponse({"error": f"charger did not answer: {error}"}, status=504)
+        await arecord(principal, f"charger.call.{body.action}", charge_box_id, after=body.payload, outcome="timed out")
+        raise HttpError(504, f"charger did not answer: {error}") from None
     except commands.CallErrorReceived as error:
-        return JsonResponse(
-            {"error": "charger answered with CALLERROR", "errorCode": error.error_code, "errorDescription": error.description},
-            status=502,
-        )
-    return JsonResponse({"payload": result})
+        await arecord(principal, f"charger.call.{body.action}", charge_box_id, after=body.payload, outcome=f"CALLERROR {error.error_code}")
+        return 502, {"error": "charger answered with CALLERROR", "errorCode": error.error_code, "errorDescription": error.description}
+    await arecord(principal, f"charger.call.{body.action}", charge_box_id, after=body.payload, outcome="answered")
+    return {"payload": result}

@@ -1,8 +1,8 @@
 import re
 
-from django.urls import path, re_path, register_converter
+from django.urls import path, register_converter
 
-from gateway import api, views
+from gateway import views
 
 
 class ChargeBoxIdConverter:
@@ -27,7 +27,4 @@ urlpatterns = [
     path("chargers/<charge_box_id:charge_box_id>/", views.charger, name="charger"),
     path("chargers/<charge_box_id:charge_box_id>/queue/", views.charger_queue, name="charger-queue"),
     path("settings/gateway/", views.gateway_settings, name="gateway-settings"),
-    path("api/chargers", api.charger_list, name="api-chargers"),
-    re_path(r"^api/chargers/(?P<charge_box_id>[^/]+)$", api.charger_detail, name="api-charger"),
-    re_path(r"^api/chargers/(?P<charge_box_id>[^/]+)/calls$", api.charger_call, name="api-charger-call"),
 ]

@@ -1,0 +1,56 @@
+"""Turning a request into a Principal: a logged-in person or an API token. The adapter between
+Django's users/tokens and the pure rights table in accounts.roles."""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.models import ApiToken, key_id_of
+from accounts.roles import ALL_RIGHTS, RIGHTS, TOKEN_ROLES, Principal
+
+BOOTSTRAP_TOKEN_NAME = "bootstrap"
+
+
+def client_address(request) -> str:
+    # REMOTE_ADDR only: X-Forwarded-For is set by whoever connects, so trusting it would let a
+    # client pick the address its failed logins are counted against.
+    return (request.META.get("REMOTE_ADDR") or "")[:64]
+
+
+def user_rights(user) -> frozenset[str]:
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    if user.is_superuser:
+        return ALL_RIGHTS
+    return frozenset(right for right in RIGHTS if user.has_perm(f"accounts.{right}"))
+
+
+def principal_for_user(user, address: str = "") -> Principal | None:
+    if not user.is_authenticated or not user.is_active:
+        return None
+    return Principal("user", user.get_username(), user_rights(user), address, user_id=user.pk)
+
+
+def principal_for_token(token: str, address: str = "") -> Principal | None:
+    """The bootstrap LINKRAY_API_TOKEN (an administrator), or a named, unrevoked ApiToken."""
+    if hmac.compare_digest(token.encode(), settings.LINKRAY_API_TOKEN.encode()):
+        return Principal("token", BOOTSTRAP_TOKEN_NAME, ALL_RIGHTS, address)
+    key_id = key_id_of(token)
+    if key_id is None:
+        return None
+    api_token = ApiToken.objects.select_related("user").filter(key_id=key_id, revoked_at__isnull=True).first()
+    if api_token is None or not api_token.matches(token):
+        return None
+    rights = TOKEN_ROLES.get(api_token.role, frozenset())
+    if api_token.user is not None:
+        rights = rights & user_rights(api_token.user)
+    ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=timezone.now())
+    return Principal("token", api_token.name, rights, address, token_id=api_token.pk)
+
+
+def request_principal(request) -> Principal | None:
+    """For pages (session only)."""
+    return principal_for_user(request.user, client_address(request))
