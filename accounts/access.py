@@ -3,9 +3,12 @@ Django's users/tokens and the pure rights table in accounts.roles."""
 
 from __future__ import annotations
 
+import functools
 import hmac
 
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from accounts.models import ApiToken, key_id_of
@@ -54,3 +57,23 @@ def principal_for_token(token: str, address: str = "") -> Principal | None:
 def request_principal(request) -> Principal | None:
     """For pages (session only)."""
     return principal_for_user(request.user, client_address(request))
+
+
+def right_required(right: str):
+    """For page views: log in first, then 403 unless the person holds `right`. The view finds
+    the Principal on `request.principal` (for the audit log)."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            principal = request_principal(request)
+            if principal is None or not principal.can(right):
+                raise PermissionDenied(f"This needs the '{right}' right.")
+            request.principal = principal
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
