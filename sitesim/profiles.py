@@ -121,6 +121,15 @@ def _number(payload: Mapping, name: str, *, required: bool = True) -> float | No
     return int(value) if isinstance(value, int) else number
 
 
+def _integer(payload: Mapping, name: str, *, required: bool = True) -> int | None:
+    value = _number(payload, name, required=required)
+    if value is None:
+        return None
+    if value != int(value):
+        raise ProfileError(f"{name}: expected a whole number, got {value!r}")
+    return int(value)
+
+
 def parse_profile(connector_id: int, payload: Mapping, *, now: datetime) -> ChargingProfile:
     """A `csChargingProfiles` payload (snake_case keys) as a ChargingProfile, or ProfileError."""
     if not isinstance(payload, Mapping):
@@ -153,12 +162,14 @@ def parse_profile(connector_id: int, payload: Mapping, *, now: datetime) -> Char
         start_period_s = _number(raw, "start_period")
         if start_period_s < 0:
             raise ProfileError(f"start_period {start_period_s} is negative")
-        number_phases = raw.get("number_phases")
-        periods.append(SchedulePeriod(start_period_s, limit, int(number_phases) if number_phases else None))
+        number_phases = _integer(raw, "number_phases", required=False)
+        if number_phases is not None and number_phases not in (1, 2, 3):
+            raise ProfileError(f"number_phases {number_phases} is not 1, 2 or 3")
+        periods.append(SchedulePeriod(start_period_s, limit, number_phases))
     periods.sort(key=lambda period: period.start_period_s)
-    profile_id = _number(payload, "charging_profile_id")
-    stack_level = _number(payload, "stack_level")
-    transaction_id = _number(payload, "transaction_id", required=False)
+    profile_id = _integer(payload, "charging_profile_id")
+    stack_level = _integer(payload, "stack_level")
+    transaction_id = _integer(payload, "transaction_id", required=False)
     return ChargingProfile(
         charging_profile_id=int(profile_id),
         connector_id=int(connector_id),
