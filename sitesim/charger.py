@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import websockets
+from ocpp.exceptions import OCPPError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
@@ -156,7 +157,7 @@ class SimulatedCharger:
         *,
         kind: str = "ac3",
         phases: tuple[str, ...] | None = None,
-        max_current_a: float = 16.0,
+        max_current_a: float | None = None,
         max_power_w: float | None = None,
         voltage_v: float = 230.0,
         allowed_rate_units: str = "Current,Power",
@@ -169,6 +170,7 @@ class SimulatedCharger:
         vendor: str = "LinkRaySim",
         model: str | None = None,
         reconnect_delay_s: float | None = 1.0,
+        boot_retry_s: float = 1.0,
         clock: Callable[[], datetime] = utc_now,
     ):
         if kind not in KINDS:
@@ -184,8 +186,13 @@ class SimulatedCharger:
         self.kind = kind
         self.phases = phases
         self.voltage_v = voltage_v
-        self.max_current_a = max_current_a
-        self.max_power_w = max_power_w if max_power_w is not None else max_current_a * voltage_v * len(phases)
+        if kind == "dc":
+            # A DC charger regulates power; on the grid it is a balanced three-phase load.
+            self.max_power_w = max_power_w if max_power_w is not None else 50_000.0
+            self.max_current_a = max_current_a if max_current_a is not None else self.max_power_w / (voltage_v * 3)
+        else:
+            self.max_current_a = max_current_a if max_current_a is not None else 16.0
+            self.max_power_w = max_power_w if max_power_w is not None else self.max_current_a * voltage_v * len(phases)
         self.configuration: dict[str, str] = {
             "ChargeProfileMaxStackLevel": str(max_stack_level),
             "ChargingScheduleAllowedChargingRateUnit": allowed_rate_units,
@@ -203,6 +210,7 @@ class SimulatedCharger:
         self.vendor = vendor
         self.model = model or f"Sim-{kind}"
         self.reconnect_delay_s = reconnect_delay_s
+        self.boot_retry_s = boot_retry_s
         self.clock = clock
         self.profile_behaviour = OBEY
 
@@ -217,7 +225,7 @@ class SimulatedCharger:
         self.draw_a = 0.0  # per phase, AC side
         self.log: list[tuple[str, str]] = []  # ("in" | "out", raw frame)
         self.connected = asyncio.Event()
-        self.boot_accepted = False
+        self.booted = asyncio.Event()  # set while connected with an accepted boot
         self.url: str | None = None
         self.websocket = None
         self.charge_point: _ChargePoint | None = None
@@ -478,12 +486,11 @@ class SimulatedCharger:
         self._stopping = False
         self._session_task = asyncio.create_task(self._sessions(), name=f"sim-charger-{self.charge_box_id}")
         self._physics_task = asyncio.create_task(self._physics(), name=f"sim-physics-{self.charge_box_id}")
-        deadline = time.monotonic() + timeout_s
-        while not self.boot_accepted:
-            if time.monotonic() > deadline:
-                await self.stop()
-                raise TimeoutError(f"{self.charge_box_id} did not boot at {self.url} within {timeout_s}s")
-            await asyncio.sleep(0.02)
+        try:
+            await asyncio.wait_for(self.booted.wait(), timeout_s)
+        except TimeoutError:
+            await self.stop()
+            raise TimeoutError(f"{self.charge_box_id} did not boot at {self.url} within {timeout_s}s") from None
         return self
 
     async def stop(self) -> None:
@@ -502,6 +509,7 @@ class SimulatedCharger:
         self._tasks.clear()
         self._session_task = self._physics_task = None
         self.connected.clear()
+        self.booted.clear()
 
     async def drop_connection(self) -> None:
         """Misbehaviour: close the socket as a flaky modem would (it reconnects after
@@ -538,6 +546,7 @@ class SimulatedCharger:
                 logger.info("sim_charger_disconnected charge_box_id=%s error=%s", self.charge_box_id, error)
             finally:
                 self.connected.clear()
+                self.booted.clear()
                 self.websocket = None
                 self.charge_point = None
             if self.reconnect_delay_s is None:
@@ -545,11 +554,20 @@ class SimulatedCharger:
             await asyncio.sleep(self.reconnect_delay_s)
 
     async def _boot(self) -> None:
-        answer = await self._call(call.BootNotification(charge_point_vendor=self.vendor, charge_point_model=self.model))
-        if answer is not None and answer.status == "Accepted":
-            self.boot_accepted = True
-            if self.heartbeat_interval_s is None and answer.interval:
-                self.configuration["HeartbeatInterval"] = str(answer.interval)
+        """BootNotification until Accepted; after Pending/Rejected (or no answer) retry after
+        the interval given, at most boot_retry_s."""
+        while True:
+            answer = await self._call(call.BootNotification(charge_point_vendor=self.vendor, charge_point_model=self.model))
+            if answer is not None and answer.status == "Accepted":
+                self.booted.set()
+                if self.heartbeat_interval_s is None and answer.interval:
+                    self.configuration["HeartbeatInterval"] = str(answer.interval)
+                return
+            if self.charge_point is None:
+                return
+            retry_s = min(answer.interval or self.boot_retry_s, self.boot_retry_s) if answer else self.boot_retry_s
+            logger.info("sim_charger_boot_not_accepted charge_box_id=%s retry_s=%s", self.charge_box_id, retry_s)
+            await asyncio.sleep(retry_s)
 
     async def _call(self, payload):
         """Send a CALL; None when there is no connection or no answer (logged)."""
@@ -562,7 +580,7 @@ class SimulatedCharger:
         except (websockets.ConnectionClosed, TimeoutError, asyncio.TimeoutError) as error:
             logger.info("sim_charger_call_failed charge_box_id=%s error=%s", self.charge_box_id, error)
             return None
-        except Exception as error:  # a CALLERROR raised by the ocpp package
+        except OCPPError as error:  # our payload failed the schema, or the answer did
             logger.warning("sim_charger_call_error charge_box_id=%s error=%r", self.charge_box_id, error)
             return None
 
@@ -589,10 +607,9 @@ class SimulatedCharger:
                 next_meter_values_s = now_s + self.meter_value_interval_s
                 self._spawn(self._send_meter_values())
             heartbeat_interval_s = self._int_configuration("HeartbeatInterval", 0)
-            if heartbeat_interval_s > 0 and now_s >= next_heartbeat_s:
+            if heartbeat_interval_s > 0 and self.booted.is_set() and now_s >= next_heartbeat_s:
                 next_heartbeat_s = now_s + heartbeat_interval_s
-                if self.boot_accepted:
-                    self._spawn(self._call(call.Heartbeat()))
+                self._spawn(self._call(call.Heartbeat()))
             await asyncio.sleep(self.tick_s)
 
     def meter_value(self) -> dict:

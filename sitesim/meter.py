@@ -8,6 +8,7 @@ Currents are magnitudes (what a meter shows); power per phase is signed, negativ
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +23,20 @@ logger = logging.getLogger(__name__)
 
 SITE_PHASES = ("L1", "L2", "L3")
 PhaseCurrents = Mapping[str, float]  # site phase ("L1".."L3") -> A
+
+
+class _SilenceableMeter(SimulatedMeter):
+    """meters.simulator's meter that can also keep quiet: requests are read but not
+    answered while silenced (a meter gone behind a gateway that keeps the socket open)."""
+
+    def __init__(self, *args, **kwargs):
+        self.speaking = asyncio.Event()
+        self.speaking.set()
+        super().__init__(*args, **kwargs)
+
+    async def _on_request(self, *args):
+        await self.speaking.wait()
+        return await super()._on_request(*args)
 
 
 class DrawsCurrent(Protocol):
@@ -74,7 +89,7 @@ class GridMeter:
         self._quantities: set[str] | None = None
         meter_map = catalog().maps[meter_map_key]
         self._quantities = set(meter_map.quantities())
-        self.simulated = SimulatedMeter(meter_map, self.values, unit_id=unit_id)
+        self.simulated = _SilenceableMeter(meter_map, self.values, unit_id=unit_id)
         self.server = None
 
     @property
@@ -133,6 +148,7 @@ class GridMeter:
 
     async def stop(self) -> None:
         """The meter is gone: connections refused until `start()` again (same port)."""
+        self.speak()
         if self.server is not None:
             await self.server.shutdown()
             self.server = None
@@ -140,6 +156,13 @@ class GridMeter:
     @property
     def running(self) -> bool:
         return self.server is not None
+
+    def silence(self) -> None:
+        """Keep the socket open but answer nothing (clients time out) until `speak()`."""
+        self.simulated.speaking.clear()
+
+    def speak(self) -> None:
+        self.simulated.speaking.set()
 
     def fail(self, code: ExcCodes | None = ExcCodes.DEVICE_FAILURE) -> None:
         """Answer every request with a Modbus exception (None: answer normally again)."""

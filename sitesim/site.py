@@ -31,6 +31,10 @@ class GridRecorder:
     samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)
     _task: asyncio.Task | None = None
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="sim-grid-recorder")
 
@@ -109,15 +113,31 @@ class Site:
             raise ValueError("a site needs a LinkRay URL or a CSMS to connect its chargers to")
         return self.csms.url
 
-    async def start(self, *, connect_chargers: bool = True) -> Site:
-        """CSMS (if any), meter, recorder, then the chargers (each booted on return)."""
+    async def start(self) -> Site:
+        """`start_peers()` then `connect_chargers()`."""
+        await self.start_peers()
+        await self.connect_chargers()
+        return self
+
+    async def start_peers(self) -> Site:
+        """CSMS (if any, and not yet online), meter and recorder: what LinkRay must know the
+        ports of (`site.csms.url`, `site.meter.port`) before it starts."""
         try:
             if self.csms is not None and not self.csms.online:
                 await self.csms.start()
-            await self.meter.start()
-            self.recorder.start()
-            if connect_chargers:
-                await asyncio.gather(*(charger.start(self.charger_url) for charger in self.chargers))
+            if not self.meter.running:
+                await self.meter.start()
+            if not self.recorder.running:
+                self.recorder.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def connect_chargers(self, timeout_s: float = 10.0) -> Site:
+        """Every charger connected to `charger_url` and booted."""
+        try:
+            await asyncio.gather(*(charger.start(self.charger_url, timeout_s) for charger in self.chargers))
         except BaseException:
             await self.stop()
             raise

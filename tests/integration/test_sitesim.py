@@ -8,9 +8,11 @@ import asyncio
 import struct
 
 import pytest
+from ocpp.v16 import call
 from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
 
-from sitesim.charger import NOT_SUPPORTED_PROFILES, SimulatedCharger
+from sitesim.charger import IGNORE_PROFILES, NOT_SUPPORTED_PROFILES, SILENT_PROFILES, SimulatedCharger
 from sitesim.csms import SimulatedCsms
 from sitesim.profiles import CHARGE_POINT_MAX, TX, schedule_profile
 from sitesim.site import Site
@@ -19,11 +21,14 @@ from tests.peers.waiting import wait_for
 SDM630_CURRENT_ADDRESS = 0x0006
 
 
-async def read_sdm630_currents_a(port: int) -> tuple[float, float, float]:
-    client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=2)
+async def read_sdm630_currents_a(port: int, timeout_s: float = 2.0) -> tuple[float, float, float]:
+    client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=timeout_s, retries=0)
     await client.connect()
     try:
-        reply = await client.read_input_registers(SDM630_CURRENT_ADDRESS, count=6, device_id=1)
+        try:
+            reply = await client.read_input_registers(SDM630_CURRENT_ADDRESS, count=6, device_id=1)
+        except ModbusException as error:
+            raise AssertionError(f"no answer: {error}") from error
         assert not reply.isError(), reply
         words = reply.registers
         return tuple(struct.unpack(">f", struct.pack(">HH", words[i], words[i + 1]))[0] for i in (0, 2, 4))
@@ -160,3 +165,122 @@ async def test_stop_leaves_no_task_and_no_listening_port_behind():
     for port in (meter_port, csms_port):
         with pytest.raises(OSError):
             await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_a_charger_that_ignores_profiles_accepts_them_and_keeps_drawing(csms_site):
+    charger = SimulatedCharger("CP-IGN", kind="ac1", reaction_delay_s=0)
+    charger.profile_behaviour = IGNORE_PROFILES
+    site = await csms_site(charger)
+    await charger.plug_in(20_000)
+
+    status = await site.csms.set_charging_profile("CP-IGN", 0, schedule_profile(5, 6.0, purpose=CHARGE_POINT_MAX))
+
+    assert status == "Accepted"
+    assert charger.profile_limit_a() == 6.0  # stored ...
+    await wait_for(lambda: site.csms.calls_received("CP-IGN", "MeterValues"), 5, "MeterValues")
+    assert charger.draw_a == 16  # ... but not obeyed
+
+
+async def test_a_silent_charger_never_answers_a_profile(csms_site):
+    charger = SimulatedCharger("CP-SIL", kind="ac1", reaction_delay_s=0)
+    charger.profile_behaviour = SILENT_PROFILES
+    site = await csms_site(charger)
+    await charger.plug_in(20_000)
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(
+            site.csms.set_charging_profile("CP-SIL", 0, schedule_profile(6, 6.0, purpose=CHARGE_POINT_MAX)), 0.5
+        )
+    assert charger.profile_limit_a() is None
+    assert charger.draw_a == 16
+
+
+async def test_a_dropped_charger_reconnects_and_boots_again(csms_site):
+    charger = SimulatedCharger("CP-DROP", kind="ac1", reconnect_delay_s=0.1)
+    site = await csms_site(charger)
+
+    await charger.drop_connection()
+
+    await wait_for(lambda: site.csms.actions_received("CP-DROP").count("BootNotification") == 2, 5, "second boot")
+    await wait_for(charger.booted.is_set, 5, "booted again")
+
+
+async def test_a_malformed_frame_reaches_the_csms_as_sent(csms_site):
+    charger = SimulatedCharger("CP-BAD", kind="ac1")
+    site = await csms_site(charger)
+
+    await charger.send_malformed('[2, "bad-1", "Heartbeat"')
+
+    await wait_for(lambda: ("in", '[2, "bad-1", "Heartbeat"') in site.csms.log["CP-BAD"], 5, "malformed frame received")
+
+
+async def test_the_max_stack_level_is_a_configuration_key_the_csms_can_read_and_change(csms_site):
+    charger = SimulatedCharger("CP-CONF", kind="ac3", max_stack_level=8)
+    site = await csms_site(charger)
+
+    answer = await site.csms.send("CP-CONF", call.GetConfiguration(key=["ChargeProfileMaxStackLevel", "Nope"]))
+    assert answer.configuration_key == [{"key": "ChargeProfileMaxStackLevel", "readonly": False, "value": "8"}]
+    assert answer.unknown_key == ["Nope"]
+    answer = await site.csms.send("CP-CONF", call.ChangeConfiguration(key="ChargeProfileMaxStackLevel", value="3"))
+    assert answer.status == "Accepted"
+
+    profile = schedule_profile(8, 10.0, stack_level=4)
+    assert await site.csms.set_charging_profile("CP-CONF", 0, profile) == "Rejected"
+
+
+async def test_a_current_only_charger_rejects_a_power_profile(csms_site):
+    charger = SimulatedCharger("CP-AONLY", kind="ac3", allowed_rate_units="Current")
+    site = await csms_site(charger)
+
+    assert await site.csms.set_charging_profile("CP-AONLY", 0, schedule_profile(9, 7000.0, rate_unit="W")) == "Rejected"
+    assert await site.csms.set_charging_profile("CP-AONLY", 0, schedule_profile(9, 10.0)) == "Accepted"
+
+
+async def test_the_recorder_keeps_the_peak_and_the_time_above_a_limit(csms_site):
+    charger = SimulatedCharger("CP-REC", kind="ac1", phases=("L3",), reaction_delay_s=0)
+    site = await csms_site(charger, base_load_a=2.0)
+    await charger.plug_in(20_000)
+    await wait_for(lambda: site.recorder.max_current_a()["L3"] == 18, 5, "peak recorded")
+
+    await site.csms.set_charging_profile("CP-REC", 0, schedule_profile(10, 6.0, purpose=CHARGE_POINT_MAX))
+    await wait_for(lambda: site.grid_current_a()["L3"] == 8, 5, "draw at 6 A")
+    site.recorder.sample()
+
+    assert site.recorder.max_current_a() == {"L1": 2.0, "L2": 2.0, "L3": 18.0}
+    assert site.recorder.time_above_s(10.0, "L3") > 0
+    assert site.recorder.time_above_s(18.0) == 0
+    assert site.energy_delivered_wh()["CP-REC"] > 0
+
+
+async def test_a_silenced_meter_answers_nothing_until_it_speaks_again(csms_site):
+    site = await csms_site(base_load_a=(1.0, 2.0, 3.0))
+
+    site.meter.silence()
+    with pytest.raises(AssertionError):
+        await read_sdm630_currents_a(site.meter.port, timeout_s=0.3)
+    site.meter.speak()
+
+    assert await read_sdm630_currents_a(site.meter.port) == pytest.approx((1.0, 2.0, 3.0))
+
+
+async def test_a_stopped_meter_refuses_connections_and_comes_back_on_its_port(csms_site):
+    site = await csms_site(base_load_a=4.0)
+    port = site.meter.port
+
+    await site.meter.stop()
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)
+    await site.meter.start()
+
+    assert site.meter.port == port
+    assert await read_sdm630_currents_a(port) == pytest.approx((4.0, 4.0, 4.0))
+
+
+async def test_a_base_load_step_and_pv_show_in_the_next_read(csms_site):
+    site = await csms_site(base_load_a=10.0)
+
+    site.set_base_load_a({"L1": 20.0})
+    site.meter.pv_feed_in_a = (0.0, 5.0, 0.0)
+
+    assert site.grid_current_a() == {"L1": 20.0, "L2": -5.0, "L3": 0.0}
+    assert await read_sdm630_currents_a(site.meter.port) == pytest.approx((20.0, 5.0, 0.0))
