@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -75,6 +76,14 @@ class Car:
         return max(0.1, 1.0 - 0.9 * (done - self.taper_from) / (1.0 - self.taper_from))
 
 
+def _is_call_of(raw: str, actions: tuple[str, ...]) -> bool:
+    try:
+        message = json.loads(raw)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(message, list) and len(message) == 4 and message[0] == 2 and message[2] in actions
+
+
 class _Connection:
     """The websocket as the ocpp ChargePoint sees it: records raw frames, and swallows the
     profile CALLs a silent charger never answers."""
@@ -87,9 +96,7 @@ class _Connection:
         while True:
             message = await self.websocket.recv()
             self.charger.log.append(("in", message))
-            if self.charger.profile_behaviour == SILENT_PROFILES and any(
-                f'"{action}"' in message for action in PROFILE_ACTIONS
-            ):
+            if self.charger.profile_behaviour == SILENT_PROFILES and _is_call_of(message, PROFILE_ACTIONS):
                 logger.info("sim_charger_ignores_call charge_box_id=%s", self.charger.charge_box_id)
                 continue
             return message
@@ -169,6 +176,7 @@ class SimulatedCharger:
         id_tag: str = "SIMTAG",
         vendor: str = "LinkRaySim",
         model: str | None = None,
+        slot_per_connector: bool = False,
         reconnect_delay_s: float | None = 1.0,
         boot_retry_s: float = 1.0,
         clock: Callable[[], datetime] = utc_now,
@@ -209,6 +217,7 @@ class SimulatedCharger:
         self.id_tag = id_tag
         self.vendor = vendor
         self.model = model or f"Sim-{kind}"
+        self.slot_per_connector = slot_per_connector
         self.reconnect_delay_s = reconnect_delay_s
         self.boot_retry_s = boot_retry_s
         self.clock = clock
@@ -245,6 +254,7 @@ class SimulatedCharger:
             phase_count=len(self.phases),
             max_stack_level=self._int_configuration("ChargeProfileMaxStackLevel", 8),
             allowed_rate_units=self.configuration["ChargingScheduleAllowedChargingRateUnit"],
+            slot_per_connector=self.slot_per_connector,
         )
 
     def _int_configuration(self, key: str, default: int) -> int:

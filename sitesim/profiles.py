@@ -141,7 +141,7 @@ def parse_profile(connector_id: int, payload: Mapping, *, now: datetime) -> Char
     if kind not in KINDS:
         raise ProfileError(f"charging_profile_kind {kind!r} is not one of {KINDS}")
     recurrency_kind = payload.get("recurrency_kind")
-    if recurrency_kind is not None and recurrency_kind not in RECURRENCY_S:
+    if recurrency_kind is not None and (not isinstance(recurrency_kind, str) or recurrency_kind not in RECURRENCY_S):
         raise ProfileError(f"recurrency_kind {recurrency_kind!r} is not Daily or Weekly")
     schedule = payload.get("charging_schedule")
     if not isinstance(schedule, Mapping):
@@ -196,6 +196,9 @@ class Electrics:
     phase_count: int = 3
     max_stack_level: int = 8
     allowed_rate_units: str = "Current,Power"
+    # §5.16.3 read literally: one profile per (stackLevel, purpose) on the whole charger. Some
+    # firmware (and OCPP 2.0.1) keeps one per connector instead.
+    slot_per_connector: bool = False
 
     def accepts_unit(self, rate_unit: str) -> bool:
         return any(rate_unit in ALLOWED_UNITS.get(part.strip(), set()) for part in self.allowed_rate_units.split(","))
@@ -233,11 +236,13 @@ class ProfileStore:
                 return REJECTED, "TxProfile without an active transaction"
             if profile.transaction_id is not None and profile.transaction_id != active_transaction_id:
                 return REJECTED, f"transaction {profile.transaction_id} is not the active {active_transaction_id}"
+        def slot(p: ChargingProfile) -> tuple:
+            return (p.stack_level, p.purpose, p.connector_id if electrics.slot_per_connector else None)
+
         self.profiles = [
             kept
             for kept in self.profiles
-            if kept.charging_profile_id != profile.charging_profile_id
-            and (kept.stack_level, kept.purpose) != (profile.stack_level, profile.purpose)
+            if kept.charging_profile_id != profile.charging_profile_id and slot(kept) != slot(profile)
         ]
         self.profiles.append(profile)
         return ACCEPTED, ""

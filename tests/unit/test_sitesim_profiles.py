@@ -164,6 +164,16 @@ def test_a_profile_with_the_same_stack_level_and_purpose_replaces_the_installed_
     assert [p.charging_profile_id for p in store.profiles] == [2]
 
 
+def test_the_same_stack_level_and_purpose_on_another_connector_replaces_unless_slots_are_per_connector():
+    store = store_with(profile(0, 1, 10.0, stack_level=2), profile(1, 2, 20.0, stack_level=2))
+    assert [p.charging_profile_id for p in store.profiles] == [2]
+    per_connector = Electrics(slot_per_connector=True)
+    store = ProfileStore()
+    for each in (profile(0, 1, 10.0, stack_level=2), profile(1, 2, 20.0, stack_level=2)):
+        store.install(each, per_connector, active_transaction_id=None)
+    assert [p.charging_profile_id for p in store.profiles] == [1, 2]
+
+
 def test_profiles_of_different_purposes_at_the_same_level_stay_side_by_side():
     store = store_with(profile(0, 1, 10.0, stack_level=2), profile(0, 2, 20.0, stack_level=2, purpose=CHARGE_POINT_MAX))
     assert len(store.profiles) == 2
