@@ -98,8 +98,7 @@ class Site:
         self.meter = meter or GridMeter(
             self.chargers, base_load_a=base_load_a, pv_feed_in_a=pv_feed_in_a, meter_map_key=meter_map_key, port=meter_port
         )
-        if meter is not None:
-            self.meter.chargers = self.chargers
+        self.meter.chargers = self.chargers  # one list: a charger added to the site loads the meter
         self.recorder = GridRecorder(self.grid_current_a, record_interval_s)
 
     def charger(self, charge_box_id: str) -> SimulatedCharger:
