@@ -113,11 +113,16 @@ class _ChargePoint(ChargePoint):
 
     @on(Action.set_charging_profile)
     async def on_set_charging_profile(self, connector_id, cs_charging_profiles):
-        return call_result.SetChargingProfile(status=self.charger.set_charging_profile(connector_id, cs_charging_profiles))
+        status = self.charger.set_charging_profile(connector_id, cs_charging_profiles)
+        profile_id = cs_charging_profiles.get("charging_profile_id") if isinstance(cs_charging_profiles, dict) else None
+        self.charger.profile_answers.append((time.monotonic(), "SetChargingProfile", status, profile_id))
+        return call_result.SetChargingProfile(status=status)
 
     @on(Action.clear_charging_profile)
     async def on_clear_charging_profile(self, **kwargs):
-        return call_result.ClearChargingProfile(status=self.charger.clear_charging_profile(**kwargs))
+        status = self.charger.clear_charging_profile(**kwargs)
+        self.charger.profile_answers.append((time.monotonic(), "ClearChargingProfile", status, kwargs.get("id")))
+        return call_result.ClearChargingProfile(status=status)
 
     @on(Action.get_configuration)
     async def on_get_configuration(self, key=None):
@@ -233,6 +238,9 @@ class SimulatedCharger:
         self.energy_register_wh = 0.0  # the meter of the connector, all time
         self.draw_a = 0.0  # per phase, AC side
         self.log: list[tuple[str, str]] = []  # ("in" | "out", raw frame)
+        # (time.monotonic() of the answer, action, status, chargingProfileId or None): for the
+        # bench's "all new limits acknowledged" and tests that check what was obeyed when.
+        self.profile_answers: list[tuple[float, str, str, int | None]] = []
         self.connected = asyncio.Event()
         self.booted = asyncio.Event()  # set while connected with an accepted boot
         self.url: str | None = None

@@ -52,7 +52,10 @@ def per_phase(value: float | Mapping[str, float] | tuple[float, float, float]) -
         if unknown:
             raise ValueError(f"unknown phases {sorted(unknown)}; expected {SITE_PHASES}")
         return {phase: float(value.get(phase, 0.0)) for phase in SITE_PHASES}
-    values = tuple(value)
+    try:
+        values = tuple(value)
+    except TypeError as error:
+        raise ValueError(f"expected A per phase, got {value!r}") from error
     if len(values) != 3:
         raise ValueError(f"expected three per-phase values, got {values!r}")
     return dict(zip(SITE_PHASES, map(float, values)))
@@ -89,7 +92,9 @@ class GridMeter:
         self._quantities: set[str] | None = None
         meter_map = catalog().maps[meter_map_key]
         self._quantities = set(meter_map.quantities())
-        self.simulated = _SilenceableMeter(meter_map, self.values, unit_id=unit_id)
+        # Built on zeros: a bad base load shows at the first read (as a Modbus exception), not here.
+        self.simulated = _SilenceableMeter(meter_map, dict, unit_id=unit_id)
+        self.simulated.values = self.values
         self.server = None
 
     @property

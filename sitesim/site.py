@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from sitesim.charger import SimulatedCharger
 from sitesim.csms import SimulatedCsms
 from sitesim.meter import SITE_PHASES, GridMeter
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,7 +53,10 @@ class GridRecorder:
 
     async def _run(self) -> None:
         while True:
-            self.sample()
+            try:
+                self.sample()
+            except ValueError as error:  # a base-load callable gave something that is no current
+                logger.warning("sim_recorder_sample_skipped error=%s", error)
             await asyncio.sleep(self.interval_s)
 
     def clear(self) -> None:

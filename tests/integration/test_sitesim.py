@@ -63,6 +63,7 @@ async def test_a_charger_obeys_a_profile_only_after_its_reaction_delay(csms_site
     status = await site.csms.set_charging_profile("CP-DELAY", 0, schedule_profile(1, 8.0, purpose=CHARGE_POINT_MAX))
 
     assert status == "Accepted"
+    assert [answer[1:] for answer in charger.profile_answers] == [("SetChargingProfile", "Accepted", 1)]
     assert charger.draw_a == 16  # not yet: the charger reacts after its delay
     await wait_for(lambda: charger.draw_a == 8, 5, "draw at the new limit")
     assert site.grid_current_a() == {"L1": 8, "L2": 8, "L3": 8}
@@ -284,3 +285,13 @@ async def test_a_base_load_step_and_pv_show_in_the_next_read(csms_site):
 
     assert site.grid_current_a() == {"L1": 20.0, "L2": -5.0, "L3": 0.0}
     assert await read_sdm630_currents_a(site.meter.port) == pytest.approx((20.0, 5.0, 0.0))
+
+
+async def test_a_base_load_that_is_no_current_makes_the_meter_answer_an_exception_not_crash(csms_site):
+    site = await csms_site(base_load_a=lambda: None)
+
+    with pytest.raises(AssertionError, match="Exception"):
+        await read_sdm630_currents_a(site.meter.port)
+    site.set_base_load_a(2.0)
+
+    assert await read_sdm630_currents_a(site.meter.port) == pytest.approx((2.0, 2.0, 2.0))
