@@ -22,7 +22,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import websockets
@@ -31,13 +30,13 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 
+from sitesim.car import Car, charging_state, offered_current_a
 from sitesim.profiles import ACCEPTED, Electrics, ProfileError, ProfileStore, parse_profile
 
 logger = logging.getLogger(__name__)
 
 KINDS = ("ac1", "ac3", "dc")
 SITE_PHASES = ("L1", "L2", "L3")
-AC_MINIMUM_CURRENT_A = 6.0
 CONNECTOR_ID = 1
 
 # Misbehaviour switches.
@@ -52,28 +51,6 @@ PROFILE_ACTIONS = ("SetChargingProfile", "ClearChargingProfile")
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class Car:
-    """The car on the cable: what it still wants and how hard it can pull (per phase for AC,
-    total power for DC). Above `taper_from` of the energy wanted it tapers linearly towards
-    10 % of its maximum, as a battery near full does."""
-
-    energy_wanted_wh: float
-    max_current_a: float | None = None
-    max_power_w: float | None = None
-    taper_from: float | None = 0.8
-
-    def fraction_of_max(self, delivered_wh: float) -> float:
-        if delivered_wh >= self.energy_wanted_wh:
-            return 0.0
-        if self.taper_from is None or self.energy_wanted_wh <= 0:
-            return 1.0
-        done = delivered_wh / self.energy_wanted_wh
-        if done <= self.taper_from:
-            return 1.0
-        return max(0.1, 1.0 - 0.9 * (done - self.taper_from) / (1.0 - self.taper_from))
 
 
 def _is_call_of(raw: str, actions: tuple[str, ...]) -> bool:
@@ -281,23 +258,14 @@ class SimulatedCharger:
     def offered_current_a(self) -> float:
         """What the charger offers the car now, A per phase (after the reaction delay)."""
         limit_a = None if self.profile_behaviour == IGNORE_PROFILES else self.profile_limit_a(self.obeyed_profiles)
-        offered_a = min(self.max_current_a, self.max_power_w / (self.voltage_v * len(self.phases)))
-        if limit_a is not None:
-            offered_a = min(offered_a, limit_a)
-        if self.kind != "dc" and offered_a < AC_MINIMUM_CURRENT_A:
-            return 0.0
-        return max(offered_a, 0.0)
-
-    def _car_wants_a(self) -> float:
-        if self.car is None:
-            return 0.0
-        per_phase_voltage_v = self.voltage_v * len(self.phases)
-        wants_a = self.max_current_a
-        if self.car.max_current_a is not None:
-            wants_a = min(wants_a, self.car.max_current_a)
-        if self.car.max_power_w is not None:
-            wants_a = min(wants_a, self.car.max_power_w / per_phase_voltage_v)
-        return wants_a * self.car.fraction_of_max(self.energy_delivered_wh)
+        return offered_current_a(
+            limit_a,
+            max_current_a=self.max_current_a,
+            max_power_w=self.max_power_w,
+            voltage_v=self.voltage_v,
+            phase_count=len(self.phases),
+            ac=self.kind != "dc",
+        )
 
     def current_draw_a(self) -> dict[str, float]:
         """Per site phase, what this charger draws now (0 on phases it is not wired to)."""
@@ -321,15 +289,8 @@ class SimulatedCharger:
         if self.transaction_id is None or self.car is None:
             self.draw_a = 0.0
             return
-        offered_a = self.offered_current_a()
-        wants_a = self._car_wants_a()
-        self.draw_a = min(offered_a, wants_a)
-        if offered_a <= 0:
-            status = "SuspendedEVSE"
-        elif wants_a <= 0:
-            status = "SuspendedEV"
-        else:
-            status = "Charging"
+        wants_a = self.car.wants_current_a(self.energy_delivered_wh, voltage_v=self.voltage_v, phase_count=len(self.phases))
+        self.draw_a, status = charging_state(self.offered_current_a(), wants_a)
         self._set_status(status)
 
     # --- OCPP handlers' decisions ----------------------------------------------------------
@@ -656,6 +617,5 @@ __all__ = [
     "PROFILE_BEHAVIOURS",
     "REJECT_PROFILES",
     "SILENT_PROFILES",
-    "Car",
     "SimulatedCharger",
 ]

@@ -23,6 +23,7 @@ PURE_MODULES = [
     "balancing/pacing.py",
     "meters/registers.py",
     "sitesim/profiles.py",
+    "sitesim/car.py",
 ]
 # Django-free asyncio: given its legs, it may use sockets (upstream) but not the framework.
 DJANGO_FREE_MODULES = ["gateway/session.py", "gateway/upstream.py"]
