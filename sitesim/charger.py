@@ -203,7 +203,7 @@ class SimulatedCharger:
         self.reconnect_delay_s = reconnect_delay_s
         self.boot_retry_s = boot_retry_s
         self.clock = clock
-        self.profile_behaviour = OBEY
+        self._profile_behaviour = OBEY
 
         self.profiles = ProfileStore()  # as installed (what GetCompositeSchedule reports)
         self.obeyed_profiles = ProfileStore()  # what the draw follows, reaction_delay_s later
@@ -229,6 +229,17 @@ class SimulatedCharger:
         self._session_task: asyncio.Task | None = None
         self._physics_task: asyncio.Task | None = None
         self._last_tick_at: float | None = None
+
+    @property
+    def profile_behaviour(self) -> str:
+        """How the charger treats Set/ClearChargingProfile: one of PROFILE_BEHAVIOURS."""
+        return self._profile_behaviour
+
+    @profile_behaviour.setter
+    def profile_behaviour(self, behaviour: str) -> None:
+        if behaviour not in PROFILE_BEHAVIOURS:
+            raise ValueError(f"profile_behaviour {behaviour!r} is not one of {PROFILE_BEHAVIOURS}")
+        self._profile_behaviour = behaviour
 
     # --- the electrics -------------------------------------------------------------------
 
@@ -328,13 +339,15 @@ class SimulatedCharger:
     def _obey_later(self) -> None:
         """The draw follows the profiles as they are now, reaction_delay_s later."""
         snapshot = self.profiles.copy()
+        if self.reaction_delay_s <= 0:
+            self.obeyed_profiles = snapshot
+            return
+        handle: asyncio.TimerHandle | None = None
 
         def obey():
             self.obeyed_profiles = snapshot
+            self._timers.discard(handle)
 
-        if self.reaction_delay_s <= 0:
-            obey()
-            return
         handle = asyncio.get_running_loop().call_later(self.reaction_delay_s, obey)
         self._timers.add(handle)
 
