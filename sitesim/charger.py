@@ -190,7 +190,7 @@ class SimulatedCharger:
             "MaxChargingProfilesInstalled": "16",
             "MeterValueSampleInterval": str(int(meter_value_interval_s) or 1),
             "MeterValuesSampledData": "Current.Import,Current.Offered,Power.Active.Import,Energy.Active.Import.Register",
-            "HeartbeatInterval": str(int(heartbeat_interval_s or 0)),
+            "HeartbeatInterval": str(max(1, round(heartbeat_interval_s)) if heartbeat_interval_s else 0),
         }
         self.reaction_delay_s = reaction_delay_s
         self.meter_value_interval_s = meter_value_interval_s
@@ -370,6 +370,8 @@ class SimulatedCharger:
         } <= {"Current", "Power"}:
             return "Rejected"
         self.configuration[key] = value
+        if key == "HeartbeatInterval":
+            self.heartbeat_interval_s = int(value) or None
         if key == "MeterValueSampleInterval":
             self.meter_value_interval_s = int(value) or self.meter_value_interval_s
         return "Accepted"
@@ -598,7 +600,7 @@ class SimulatedCharger:
             if self.transaction_id is not None and now_s >= next_meter_values_s:
                 next_meter_values_s = now_s + self.meter_value_interval_s
                 self._spawn(self._send_meter_values())
-            heartbeat_interval_s = self._int_configuration("HeartbeatInterval", 0)
+            heartbeat_interval_s = self.heartbeat_interval_s or self._int_configuration("HeartbeatInterval", 0)
             if heartbeat_interval_s > 0 and self.booted.is_set() and now_s >= next_heartbeat_s:
                 next_heartbeat_s = now_s + heartbeat_interval_s
                 self._spawn(self._call(call.Heartbeat()))

@@ -295,3 +295,18 @@ async def test_a_base_load_that_is_no_current_makes_the_meter_answer_an_exceptio
     site.set_base_load_a(2.0)
 
     assert await read_sdm630_currents_a(site.meter.port) == pytest.approx((2.0, 2.0, 2.0))
+
+
+async def test_a_charging_session_goes_through_the_statuses_and_meters_its_energy(csms_site):
+    charger = SimulatedCharger("CP-LIFE", kind="ac3", heartbeat_interval_s=0.1, meter_value_interval_s=0.1, reaction_delay_s=0)
+    site = await csms_site(charger)
+    await charger.plug_in(20_000)
+    await wait_for(lambda: len(site.csms.calls_received("CP-LIFE", "MeterValues")) >= 2, 5, "two MeterValues")
+    await charger.unplug()
+
+    await wait_for(lambda: site.csms.statuses["CP-LIFE"][1] == "Available", 5, "Available again")
+    statuses = [payload["status"] for payload in site.csms.calls_received("CP-LIFE", "StatusNotification")]
+    assert statuses == ["Available", "Preparing", "Charging", "Finishing", "Available"]
+    stop = site.csms.calls_received("CP-LIFE", "StopTransaction")[0]
+    assert stop["meterStop"] == int(charger.energy_register_wh) and charger.energy_delivered_wh > 0
+    assert "Heartbeat" in site.csms.actions_received("CP-LIFE")
