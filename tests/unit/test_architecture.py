@@ -22,6 +22,8 @@ PURE_MODULES = [
     "balancing/allocation.py",
     "balancing/pacing.py",
     "meters/registers.py",
+    "sitesim/profiles.py",
+    "sitesim/car.py",
 ]
 # Django-free asyncio: given its legs, it may use sockets (upstream) but not the framework.
 DJANGO_FREE_MODULES = ["gateway/session.py", "gateway/upstream.py"]
@@ -85,6 +87,17 @@ def test_pure_modules_import_no_framework_io_or_orm(module_path):
 def test_the_session_and_upstream_leg_import_no_django_or_channels(module_path):
     source = (ROOT / module_path).read_text(encoding="utf-8")
     assert violations(source, module_path, FORBIDDEN_IN_DJANGO_FREE) == []
+
+
+# The site simulator is an independent peer of LinkRay: no Django, and none of LinkRay's OCPP or
+# balancing code (it may use meters' register maps and simulated meter).
+FORBIDDEN_IN_SITESIM = {"django", "channels", "channels_redis", "asgiref", "celery", "gateway", "balancing", "linkray_site"}
+
+
+@pytest.mark.parametrize("module_path", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "sitesim").glob("*.py")))
+def test_the_site_simulator_imports_no_django_and_no_linkray_core(module_path):
+    source = (ROOT / module_path).read_text(encoding="utf-8")
+    assert violations(source, module_path, FORBIDDEN_IN_SITESIM) == []
 
 
 def test_the_core_modules_this_suite_relies_on_exist():
