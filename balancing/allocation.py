@@ -52,7 +52,8 @@ How the site is shared
    fits in what is left after every charging car (taken in priority, then `charge_box_id` order),
    else 0. So a newly arriving car can start at its minimum without tripping anything, and
    capacity is never reserved away from cars that charge. `capacity_left_a` is reported before
-   these standby limits. In failsafe an idle charger gets the failsafe limit.
+   these standby limits (what the operator can still use); `standby_left_a` after them (what
+   pacing may leave unsent without any risk). In failsafe an idle charger gets the failsafe limit.
 9. Not controllable chargers: reason NOT_CONTROLLABLE, limit = their maximum (nothing is sent);
    without a configured maximum, the site's `grid_limit_a`.
 
@@ -148,6 +149,7 @@ class Allocation:
     capacity_left_a: float | None  # min over phases of (limit - margin - uncontrolled - allocated)
     failsafe: bool
     problems: tuple[str, ...] = ()  # bad inputs and the fallback taken, for the adapter to log
+    standby_left_a: float | None = None  # capacity_left_a after the idle chargers' standby limits
     _by_id: dict[str, ChargerAllocation] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -411,8 +413,10 @@ def allocate(
         results[entry.index] = ChargerAllocation(entry.charge_box_id, limit_a,
                                                  limit_a * phase_counts[entry.index] * voltage_v, Reason.IDLE)
 
+    standby_left_a = min(min(capacity[phase] - allocated[phase] for phase in range(3)),
+                         (capacity[_POWER_CAP] - allocated[_POWER_CAP]) / 3.0)
     return Allocation(tuple(results), limit_in_force_a, limit_reason, uncontrolled,  # type: ignore[arg-type]
-                      capacity_left_a, False, tuple(problems))
+                      capacity_left_a, False, tuple(problems), standby_left_a)
 
 
 def _serve_level(level: list[_Charger], capacity: list[float], allocated: list[float]) -> None:
