@@ -343,6 +343,7 @@ def allocate(
             results[index] = ChargerAllocation(charger.charge_box_id, 0.0, 0.0, cap_reason)
             continue
 
+        charging_since_s = _number(charger.charging_since_s)
         # Lending: a car drawing well under its limit, settled, keeps its draw plus a headroom.
         drawn_a = measured[phases[0]] if len(phases) == 1 else max(measured)
         if charger.suspended_by_ev:
@@ -352,7 +353,7 @@ def allocate(
             in_force_a = _number(charger.limit_a)
             settled_since_s = _number(charger.limit_since_s)
             if settled_since_s is None:
-                settled_since_s = _number(charger.charging_since_s)
+                settled_since_s = charging_since_s
             if (in_force_a is not None and settled_since_s is not None and now - settled_since_s >= lend_wait_s
                     and drawn_a < in_force_a - LEND_BELOW_LIMIT_A):
                 demand_a = max(min_a, drawn_a + LEND_HEADROOM_A)
@@ -360,7 +361,6 @@ def allocate(
             entry.cap_a, entry.cap_reason = demand_a, Reason.LENT
 
         # Rotation order (see the module's docstring, point 5).
-        charging_since_s = _number(charger.charging_since_s)
         paused_since_s = _number(charger.paused_since_s)
         running = charging_since_s is not None and (paused_since_s is None or charging_since_s > paused_since_s)
         if running and now - charging_since_s < period_s:
@@ -535,8 +535,7 @@ def _valid_wiring(wiring: object, length: int) -> bool:
             return False
         wiring = tuple(wiring)
     try:
-        # (True, False, 2) == (1, 0, 2): booleans are refused by type below.
-        return wiring in _VALID_WIRINGS[length] and all(type(phase) is int for phase in wiring)
+        return wiring in _VALID_WIRINGS[length]  # (a bool member counts as 0 or 1, as Python does)
     except TypeError:  # unhashable members
         return False
 
