@@ -43,11 +43,13 @@ How the site is shared
    its cap or when a phase it loads (or the kW cap) is full, and what it leaves flows to the
    others. Equal priorities therefore end up equal unless a cap or a full phase stops one.
 7. Lending. A car that draws well under its limit (max over its phases `< limit_a -
-   LEND_BELOW_LIMIT_A`) and whose limit has been in force for `lend_after_s` (not ramping;
-   `limit_since_s`, or `charging_since_s` when that is unknown) is capped at its draw +
+   LEND_BELOW_LIMIT_A`) and whose limit was last raised `lend_after_s` ago or more (not ramping;
+   `limit_raised_at_s`, or `charging_since_s` when that is unknown) is capped at its draw +
    `LEND_HEADROOM_A` (at least its minimum); a car `suspended_by_ev` is capped at its minimum. The
    rest goes to others. When it draws within `LEND_BELOW_LIMIT_A` of its lent limit, the cap is
-   lifted and it gets its fair share back the next cycle. Reason LENT when that cap binds.
+   lifted and it gets its fair share back the next cycle. Reason LENT when that cap binds. The
+   control side sets `limit_raised_at_s` only when it raises a limit, so lending (a reduction)
+   does not restart the wait and a lent car stays lent while its draw stays low.
 8. Idle chargers (controlled, no transaction): reason IDLE, limit = their minimum when that still
    fits in what is left after every charging car (taken in priority, then `charge_box_id` order),
    else 0. So a newly arriving car can start at its minimum without tripping anything, and
@@ -129,7 +131,8 @@ class ChargerInput:
     charging_since_s: float | None = None  # when it last got current (for rotation), monotonic seconds
     paused_since_s: float | None = None  # when LinkRay last paused it
     min_power_w: float | None = None  # DC minimum power; None: min_current_a * 3 * V
-    limit_since_s: float | None = None  # when `limit_a` came into force (lending waits for the ramp)
+    limit_raised_at_s: float | None = None  # when LinkRay last RAISED its limit (lending waits for the ramp);
+    #                                         a reduction (lending itself) leaves it unchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,13 +197,15 @@ def _non_negative(value: object, name: str, fallback: float | None, problems: li
 class _Charger:
     """One controlled charger that wants current, in the units the filling works in."""
 
-    __slots__ = ("index", "charge_box_id", "resources", "min_a", "cap_a", "cap_reason", "limit_a", "state",
+    __slots__ = ("index", "charge_box_id", "order_id", "resources", "min_a", "cap_a", "cap_reason", "limit_a", "state",
                  "priority", "rotation_group", "rotation_key", "fits_alone")
 
     def __init__(self, index: int, charge_box_id: str, resources: tuple[tuple[int, float], ...], min_a: float,
                  cap_a: float, cap_reason: Reason) -> None:
         self.index = index
         self.charge_box_id = charge_box_id
+        # Ties are broken by charge_box_id; a non-text one (bad input) must not break the sort.
+        self.order_id = charge_box_id if type(charge_box_id) is str else repr(charge_box_id)
         self.resources = resources  # (resource index, A of it per A of limit)
         self.min_a = min_a
         self.cap_a = cap_a
@@ -336,7 +341,7 @@ def allocate(
 
         entry = _Charger(index, charger.charge_box_id, _RESOURCES[phases], min_a, cap_a, cap_reason)
         if not charger.wants_current:
-            idle.append((-_priority(charger.priority), charger.charge_box_id, entry))
+            idle.append((-_priority(charger.priority), entry.order_id, entry))
             continue
         if cap_a < min_a - _EPSILON:
             # The CSMS (or its maximum) allows less than its minimum: it cannot run.
@@ -351,7 +356,7 @@ def allocate(
         else:
             demand_a = math.inf
             in_force_a = _number(charger.limit_a)
-            settled_since_s = _number(charger.limit_since_s)
+            settled_since_s = _number(charger.limit_raised_at_s)
             if settled_since_s is None:
                 settled_since_s = charging_since_s
             if (in_force_a is not None and settled_since_s is not None and now - settled_since_s >= lend_wait_s
@@ -421,7 +426,7 @@ def allocate(
 
 def _serve_level(level: list[_Charger], capacity: list[float], allocated: list[float]) -> None:
     """Admit the level's chargers at their minimum in rotation order, then water-fill the rest."""
-    level.sort(key=lambda entry: (entry.rotation_group, entry.rotation_key, entry.charge_box_id))
+    level.sort(key=lambda entry: (entry.rotation_group, entry.rotation_key, entry.order_id))
     reserved = list(allocated)
     admitted: list[_Charger] = []
     for entry in level:
@@ -455,8 +460,8 @@ def _water_fill(admitted: list[_Charger], capacity: list[float], allocated: list
         for resource, weight in entry.resources:
             base[resource] += weight * entry.min_a
             users[resource].append(entry)
-    joining = sorted(admitted, key=lambda entry: (entry.min_a, entry.charge_box_id))
-    capping = sorted(admitted, key=lambda entry: (entry.cap_a, entry.charge_box_id))
+    joining = sorted(admitted, key=lambda entry: (entry.min_a, entry.order_id))
+    capping = sorted(admitted, key=lambda entry: (entry.cap_a, entry.order_id))
     full = [False, False, False, False]
     next_join = next_cap = 0
     t = 0.0
