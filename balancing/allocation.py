@@ -5,8 +5,8 @@ seconds). Same inputs, same output; ties are broken by `charge_box_id`.
 
 Public API
 ----------
-- `allocate(site, grid_current_a, chargers, *, now_s, rotation_period_s=900.0, lend_after_s=60.0)
-  -> Allocation`
+- `allocate(site, grid_current_a, chargers, *, now_s, rotation_period_s=900.0, lend_after_s=60.0,
+  resume_after_s=30.0) -> Allocation`
 - `SiteLimits`, `ChargerInput` (inputs), `Allocation`, `ChargerAllocation` (output), `Reason`.
 - `Allocation.for_charger(charge_box_id) -> ChargerAllocation | None`.
 - `LEND_BELOW_LIMIT_A`, `LEND_HEADROOM_A`: the lending thresholds (see below).
@@ -37,7 +37,9 @@ How the site is shared
    chargers that have run for `rotation_period_s` or more (the one charging longest last). So a
    charger that has had its period yields to the one waiting longest; nobody flaps within a period.
    The control side keeps `charging_since_s` (set when LinkRay's limit goes from 0 to > 0) and
-   `paused_since_s` (set when it goes to 0).
+   `paused_since_s` (set when it goes to 0). A charger LinkRay paused less than `resume_after_s`
+   ago stays paused (reason PAUSED_IN_ROTATION if its minimum would fit): when the free capacity
+   hovers around a minimum, a car is not switched on and off every cycle.
 6. The admitted chargers share the rest by water-filling: one level rises for all of them; each
    stays within [minimum, min(maximum, CSMS cap, demand)]; a charger stops rising when it reaches
    its cap or when a phase it loads (or the kW cap) is full, and what it leaves flows to the
@@ -198,7 +200,7 @@ class _Charger:
     """One controlled charger that wants current, in the units the filling works in."""
 
     __slots__ = ("index", "charge_box_id", "order_id", "resources", "min_a", "cap_a", "cap_reason", "limit_a", "state",
-                 "priority", "rotation_group", "rotation_key", "fits_alone")
+                 "priority", "rotation_group", "rotation_key", "fits_alone", "held")
 
     def __init__(self, index: int, charge_box_id: str, resources: tuple[tuple[int, float], ...], min_a: float,
                  cap_a: float, cap_reason: Reason) -> None:
@@ -216,6 +218,7 @@ class _Charger:
         self.rotation_group = 0
         self.rotation_key = 0.0
         self.fits_alone = False
+        self.held = False  # paused too recently to resume (no on/off flapping)
 
 
 def _floor_tenth(current_a: float) -> float:
@@ -233,6 +236,7 @@ def allocate(
     now_s: float,
     rotation_period_s: float = 900.0,
     lend_after_s: float = 60.0,
+    resume_after_s: float = 30.0,
 ) -> Allocation:
     problems: list[str] = []
     voltage_v = _number(site.nominal_voltage_v)
@@ -267,6 +271,8 @@ def allocate(
     period_s = period_s if period_s is not None and period_s >= 0 else 900.0
     lend_wait_s = _number(lend_after_s)
     lend_wait_s = lend_wait_s if lend_wait_s is not None and lend_wait_s >= 0 else 60.0
+    resume_wait_s = _number(resume_after_s)
+    resume_wait_s = resume_wait_s if resume_wait_s is not None and resume_wait_s >= 0 else 30.0
     now = _number(now_s)
     if now is None:
         problems.append(f"now_s={now_s!r}: not a number, using 0.0")
@@ -374,6 +380,7 @@ def allocate(
             entry.rotation_group, entry.rotation_key = 2, -charging_since_s
         else:
             entry.rotation_group, entry.rotation_key = 1, paused_since_s if paused_since_s is not None else now
+            entry.held = paused_since_s is not None and now - paused_since_s < resume_wait_s
         entry.priority = _priority(charger.priority)
         wanting.append(entry)
 
@@ -430,7 +437,7 @@ def _serve_level(level: list[_Charger], capacity: list[float], allocated: list[f
     reserved = list(allocated)
     admitted: list[_Charger] = []
     for entry in level:
-        if _fits(entry, entry.min_a, capacity, reserved):  # reserved >= allocated: it fits alone too
+        if not entry.held and _fits(entry, entry.min_a, capacity, reserved):  # reserved >= allocated: fits alone
             entry.fits_alone = True
             for resource, weight in entry.resources:
                 reserved[resource] += weight * entry.min_a

@@ -323,6 +323,17 @@ def test_the_charger_paused_longest_gets_the_freed_place_first():
     assert [result.limit_a for result in allocation.chargers] == [0.0, 0.0, 10.0]
 
 
+def test_a_charger_paused_moments_ago_does_not_resume_before_the_resume_delay():
+    paused = charging("PAUSED", charging_since_s=0.0, paused_since_s=NOW_S - 10)
+    held = allocate(SiteLimits(grid_limit_a=32), (0.0, 0.0, 0.0), [paused, charging("OTHER")], now_s=NOW_S,
+                    resume_after_s=30.0)
+    assert (held.for_charger("PAUSED").limit_a, held.for_charger("PAUSED").reason) == (0.0, Reason.PAUSED_IN_ROTATION)
+    assert held.for_charger("OTHER").limit_a == 32.0
+    resumed = allocate(SiteLimits(grid_limit_a=32), (0.0, 0.0, 0.0), [paused, charging("OTHER")], now_s=NOW_S + 20,
+                       resume_after_s=30.0)
+    assert resumed.for_charger("PAUSED").limit_a == 16.0
+
+
 def test_higher_priority_is_served_first():
     chargers = [charging("LOW", priority=0), charging("HIGH", priority=1, max_current_a=20)]
     allocation = allocate(SiteLimits(grid_limit_a=30), (0.0, 0.0, 0.0), chargers, now_s=NOW_S)
