@@ -134,9 +134,13 @@ def _http_error(request, exc: HttpError):
 
 
 def _register_routers() -> None:
+    from accounts.api import router as accounts_router
+    from audit.api import router as audit_router
     from gateway.api import router as gateway_router
 
     api.add_router("", gateway_router)
+    api.add_router("", accounts_router)
+    api.add_router("", audit_router)
 
 
 _register_routers()
