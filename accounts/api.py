@@ -13,11 +13,10 @@ from ninja.errors import HttpError
 from accounts import services
 from accounts.models import ApiToken
 from accounts.roles import ADMINISTER
-from linkray_site.api import ErrorOut, FieldErrorsOut, StrictSchema, require
+from linkray_site.api import REFUSALS, ErrorOut, StrictSchema, require
 
 router = Router(tags=["people and tokens"])
 
-DENIED = {401: ErrorOut, 403: ErrorOut}
 
 
 class TokenOut(StrictSchema):
@@ -92,7 +91,7 @@ def _field_error(error: services.AccountError):
     return 400, {"error": "invalid input", "fields": {error.field: error.message}}
 
 
-@router.get("/tokens", response={200: TokenListOut, **DENIED}, summary="List API tokens (no secrets)")
+@router.get("/tokens", response={200: TokenListOut, **REFUSALS}, summary="List API tokens (no secrets)")
 async def token_list(request):
     require(request, ADMINISTER)
 
@@ -102,7 +101,7 @@ async def token_list(request):
     return {"tokens": await database_sync_to_async(tokens)()}
 
 
-@router.post("/tokens", response={201: NewTokenOut, 400: FieldErrorsOut, **DENIED}, summary="Create an API token")
+@router.post("/tokens", response={201: NewTokenOut, **REFUSALS}, summary="Create an API token")
 async def token_create(request, body: TokenIn):
     principal = require(request, ADMINISTER)
 
@@ -121,7 +120,7 @@ async def token_create(request, body: TokenIn):
     return 201, {**_token_out(new.token), "token": new.secret}
 
 
-@router.delete("/tokens/{token_id}", response={200: TokenOut, **DENIED, 404: ErrorOut}, summary="Revoke an API token")
+@router.delete("/tokens/{token_id}", response={200: TokenOut, **REFUSALS, 404: ErrorOut}, summary="Revoke an API token")
 async def token_revoke(request, token_id: int):
     principal = require(request, ADMINISTER)
 
@@ -135,7 +134,7 @@ async def token_revoke(request, token_id: int):
     return _token_out(token)
 
 
-@router.get("/users", response={200: UserListOut, **DENIED}, summary="List users and their roles")
+@router.get("/users", response={200: UserListOut, **REFUSALS}, summary="List users and their roles")
 async def user_list(request):
     require(request, ADMINISTER)
 
@@ -145,7 +144,7 @@ async def user_list(request):
     return {"users": await database_sync_to_async(users)()}
 
 
-@router.post("/users", response={201: UserOut, 400: FieldErrorsOut, **DENIED}, summary="Add a user with a role")
+@router.post("/users", response={201: UserOut, **REFUSALS}, summary="Add a user with a role")
 async def user_create(request, body: UserIn):
     principal = require(request, ADMINISTER)
     try:
@@ -164,7 +163,7 @@ def _find_user(username: str):
 
 @router.put(
     "/users/{username}",
-    response={200: UserOut, 400: FieldErrorsOut, **DENIED, 404: ErrorOut},
+    response={200: UserOut, **REFUSALS, 404: ErrorOut},
     summary="Change a user's role, active flag or password",
 )
 async def user_update(request, username: str, body: UserChangeIn):
@@ -181,15 +180,18 @@ async def user_update(request, username: str, body: UserChangeIn):
         return _field_error(error)
 
 
-@router.delete("/users/{username}", response={204: None, **DENIED, 404: ErrorOut, 400: ErrorOut}, summary="Delete a user")
+@router.delete("/users/{username}", response={204: None, **REFUSALS, 404: ErrorOut}, summary="Delete a user")
 async def user_delete(request, username: str):
     principal = require(request, ADMINISTER)
 
     def delete():
         user = _find_user(username)
         if principal.user_id == user.pk:
-            raise HttpError(400, "you cannot delete yourself")
+            raise services.AccountError("username", "you cannot delete yourself")
         services.delete_user(principal, user)
 
-    await database_sync_to_async(delete)()
+    try:
+        await database_sync_to_async(delete)()
+    except services.AccountError as error:
+        return _field_error(error)
     return 204, None

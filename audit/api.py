@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 from ninja import Field, Query, Router
 
 from audit.selectors import AuditFilter, audit_entries, entry_dict
-from linkray_site.api import ErrorOut, FieldErrorsOut, StrictSchema, require_view
+from linkray_site.api import REFUSALS, StrictSchema, require_view
 
 router = Router(tags=["audit log"])
 
@@ -46,7 +46,7 @@ class AuditPageOut(StrictSchema):
 
 @router.get(
     "/audit",
-    response={200: AuditPageOut, 400: FieldErrorsOut, 401: ErrorOut, 403: ErrorOut},
+    response={200: AuditPageOut, **REFUSALS},
     summary="The audit log, newest first",
 )
 async def audit_list(request, query: Query[AuditQuery]):
