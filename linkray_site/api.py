@@ -73,8 +73,9 @@ def _docs_login_required(view):
             principal = principal_for_user(request.user, client_address(request))
         if principal is None:
             return JsonResponse({"error": "authentication required"}, status=401)
-        if not principal.rights:
-            return JsonResponse({"error": "permission denied"}, status=403)
+        if not principal.can(VIEW_SITE):
+            # A setpoint-only token writes setpoints and reads nothing, not even the schema.
+            return JsonResponse({"error": "permission denied: this needs the 'view_site' right"}, status=403)
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -108,8 +109,9 @@ def _invalid_input(request, exc: ValidationError):
     fields: dict[str, str] = {}
     for error in exc.errors:
         location = [str(part) for part in error.get("loc", ()) if part not in ("body", "payload", "query", "path")]
-        # pydantic names the union branch or model in the path; the field is what people read
-        name = ".".join(location) or "body"
+        # pydantic names the union branch or model in the path ("since.datetime"); the field is
+        # what people read
+        name = location[0] if location else "body"
         fields.setdefault(name, _message(error))
     return api.create_response(request, {"error": "invalid input", "fields": fields}, status=400)
 
