@@ -535,3 +535,9 @@ def test_retention_prunes_only_old_entries(settings):
     assert prune_expired(timezone.now()) == 0
     assert prune_expired(timezone.now() + timedelta(days=31)) == AuditEntry.objects.count() or not AuditEntry.objects.exists()
     assert not AuditEntry.objects.exists()
+
+
+def test_every_actor_kind_fits_its_column():
+    """SQLite does not enforce lengths; PostgreSQL refused 'anonymous' in a varchar(8)."""
+    column = AuditEntry._meta.get_field("actor_kind").max_length
+    assert all(len(kind) <= column for kind in ("user", "token", "anonymous"))
