@@ -62,8 +62,20 @@ class RightsAdminMixin:
     def _target(self, obj) -> str:
         return f"{self._audit_name()}:{obj.pk} {obj}"
 
+    @staticmethod
+    def _many_to_many(obj) -> set[str]:
+        return {field.name for field in obj._meta.many_to_many}
+
     def save_model(self, request, obj, form, change):
+        many = self._many_to_many(obj)
         names = list(form.changed_data) if change else [name for name in form.fields if hasattr(obj, name)]
+        # Many-to-many fields (a user's groups) are saved later, in save_related: audited there.
+        names = [name for name in names if name not in many]
+        request._audit_related = {
+            name: sorted(str(item) for item in getattr(obj, name).all()) if change and obj.pk else []
+            for name in form.changed_data
+            if name in many
+        }
         before = None
         if change:
             stored = type(obj).objects.filter(pk=obj.pk).first()
@@ -77,6 +89,18 @@ class RightsAdminMixin:
                 return
         action = f"{self._audit_name()}.{'update' if change else 'create'}"
         record(admin_principal(request), action, self._target(obj), before=before, after=after, outcome="admin")
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        before = getattr(request, "_audit_related", {})
+        if not before:
+            return
+        obj = form.instance
+        after = {name: sorted(str(item) for item in getattr(obj, name).all()) for name in before}
+        before, after = changed(before, after)
+        if after is not None:
+            action = f"{self._audit_name()}.update"
+            record(admin_principal(request), action, self._target(obj), before=before, after=after, outcome="admin")
 
     def write_model(self, request, obj, form, change) -> None:
         """The save itself; override instead of save_model to keep the audit."""
@@ -100,6 +124,9 @@ admin.site.unregister(Group)
 class LinkRayUserAdmin(RightsAdminMixin, UserAdmin):
     view_right = ADMINISTER
     audit_name = "user"
+
+    def _target(self, obj) -> str:
+        return f"user:{obj.get_username()}"  # as the API and adduser name it
 
     def log_change(self, request, obj, message):
         # The admin's own password form saves without save_model: audit it here.

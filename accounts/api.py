@@ -7,7 +7,7 @@ from typing import Literal
 
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
-from ninja import Field, Router
+from ninja import Field, Router, Status
 from ninja.errors import HttpError
 
 from accounts import services
@@ -88,7 +88,7 @@ def _user_out(user) -> dict:
 
 
 def _field_error(error: services.AccountError):
-    return 400, {"error": "invalid input", "fields": {error.field: error.message}}
+    return Status(400, {"error": "invalid input", "fields": {error.field: error.message}})
 
 
 @router.get("/tokens", response={200: TokenListOut, **REFUSALS}, summary="List API tokens (no secrets)")
@@ -117,7 +117,7 @@ async def token_create(request, body: TokenIn):
         new = await database_sync_to_async(create)()
     except services.AccountError as error:
         return _field_error(error)
-    return 201, {**_token_out(new.token), "token": new.secret}
+    return Status(201, {**_token_out(new.token), "token": new.secret})
 
 
 @router.delete("/tokens/{token_id}", response={200: TokenOut, **REFUSALS, 404: ErrorOut}, summary="Revoke an API token")
@@ -151,7 +151,7 @@ async def user_create(request, body: UserIn):
         user = await database_sync_to_async(services.create_user)(principal, body.username, body.role, body.password)
     except services.AccountError as error:
         return _field_error(error)
-    return 201, await database_sync_to_async(_user_out)(user)
+    return Status(201, await database_sync_to_async(_user_out)(user))
 
 
 def _find_user(username: str):
@@ -194,4 +194,4 @@ async def user_delete(request, username: str):
         await database_sync_to_async(delete)()
     except services.AccountError as error:
         return _field_error(error)
-    return 204, None
+    return Status(204, None)

@@ -573,3 +573,17 @@ def test_every_actor_kind_fits_its_column():
     """SQLite does not enforce lengths; PostgreSQL refused 'anonymous' in a varchar(8)."""
     column = AuditEntry._meta.get_field("actor_kind").max_length
     assert all(len(kind) <= column for kind in ("user", "token", "anonymous"))
+
+
+def test_a_role_given_in_the_admin_is_audited_as_the_groups_before_and_after():
+    vera = person("viewer", "vera")
+    client = logged_in("administrator")
+    form = {
+        "username": "vera", "is_active": "on", "is_staff": "on", "groups": [str(Group.objects.get(name="operator").pk)],
+        "date_joined_0": "2026-12-01", "date_joined_1": "10:00:00", "initial-date_joined_0": "2026-12-01",
+        "initial-date_joined_1": "10:00:00",
+    }
+    response = client.post(f"/admin/auth/user/{vera.pk}/change/", form)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    entry = AuditEntry.objects.filter(action="user.update", before__has_key="groups").latest("id")
+    assert (entry.target, entry.before["groups"], entry.after["groups"]) == ("user:vera", ["viewer"], ["operator"])
