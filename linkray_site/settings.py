@@ -107,6 +107,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # `|sitetime`: the one time format of every page, in TIME_ZONE.
+            "builtins": ["gateway.templatetags.site_time"],
         },
     },
 ]

@@ -19,6 +19,7 @@ PURE_MODULES = [
     "gateway/state.py",
     "gateway/observe.py",
     "gateway/offline.py",
+    "gateway/charger_actions.py",
     "balancing/allocation.py",
     "balancing/pacing.py",
     "meters/registers.py",
