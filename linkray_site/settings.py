@@ -33,6 +33,7 @@ ENV = os.environ
 
 DATA_DIR = Path(env_str(ENV, "LINKRAY_DATA_DIR", str(BASE_DIR / "data"))).expanduser().resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
+(DATA_DIR / "static").mkdir(exist_ok=True)  # STATIC_ROOT: whitenoise warns when it is missing
 
 
 def _kept_secret(env_name: str, file_name: str) -> str:
@@ -84,6 +85,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -181,6 +183,15 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# whitenoise: hashed, gzip-compressed files cached for a year; `serve` collects them on start
+# (linkray_site/static_files.py). Until collected, files are served from the apps' folders.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "linkray_site.static_files.StaticStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_MAX_AGE = 3600  # unhashed names only; hashed names are immutable (one year)
 
 # --- Gateway -------------------------------------------------------------------------
 # The back office's OCPP base URL; each charger's leg goes to <this>/<chargeBoxId>.

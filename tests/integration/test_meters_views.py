@@ -70,7 +70,7 @@ def test_an_empty_list_invites_to_add_the_grid_meter(client):
     response = client.get("/meters/")
     assert response.status_code == 200
     assert "Add the grid meter" in response.content.decode()
-    assert 'hx-trigger="every 2s"' in response.content.decode()
+    assert 'hx-trigger="every 2s [!document.hidden]' in response.content.decode()
 
 
 def test_the_list_shows_live_values_and_each_meter_state(client):

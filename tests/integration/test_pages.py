@@ -143,7 +143,7 @@ def test_dashboard_lists_chargers_with_csms_state_down_duration_and_queue(admin_
     assert "Offline" in rows["CP-3"] and "Closed (charger offline)" in rows["CP-3"] and "1 queued" in rows["CP-3"]
     summary = response.context["summary"]
     assert summary == {"chargers": 3, "chargers_connected": 2, "csms_down": 1, "queued_messages": 3}
-    assert 'hx-trigger="every 2s"' in html
+    assert 'hx-trigger="every 2s [!document.hidden]' in html
 
 
 def test_dashboard_says_so_when_no_charger_has_connected(admin_client):
