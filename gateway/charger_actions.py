@@ -34,8 +34,30 @@ class ChargerAction:
         return f"charger.call.{self.ocpp_action}"
 
 
+_COMMAND_FIELDS = {
+    "remote_stop": ("transaction_id",),
+    "unlock": ("connector_id",),
+    "reset": ("type",),
+    "availability": ("connector_id", "type"),
+    "trigger": ("message", "connector_id"),
+}
+
+
+def form_from_command(command: str) -> dict[str, str]:
+    """A button's one `command` value, e.g. `availability:1:Inoperative`, as form fields.
+    (Buttons in the live part of the page name a form outside it, so each carries all it means
+    in its value, and the refreshed fragment holds no CSRF token.)"""
+    name, *values = command.strip().split(":")
+    fields = _COMMAND_FIELDS.get(name, ())
+    if len(values) > len(fields):
+        raise ActionError("That button sent more than its action takes.")
+    return {"action": name, **dict(zip(fields, values, strict=False))}
+
+
 def action_from_form(form: Mapping[str, str]) -> ChargerAction:
     """The CALL a submitted action form asks for; ActionError for anything else."""
+    if form.get("command"):
+        form = form_from_command(str(form.get("command")))
     name = (form.get("action") or "").strip()
     if name == "remote_stop":
         transaction_id = _whole_number(form, "transaction_id", "transaction", minimum=-_MAX_ID - 1)

@@ -48,7 +48,29 @@ def test_a_form_that_names_no_valid_call_is_refused_with_a_readable_sentence(for
     assert message in str(caught.value)
 
 
-@given(st.dictionaries(st.sampled_from(["action", "transaction_id", "connector_id", "type", "message", "x"]), st.text(max_size=30)))
+@pytest.mark.parametrize(
+    ("command", "ocpp_action", "payload"),
+    [
+        ("remote_stop:77", "RemoteStopTransaction", {"transactionId": 77}),
+        ("unlock:1", "UnlockConnector", {"connectorId": 1}),
+        ("reset:Hard", "Reset", {"type": "Hard"}),
+        ("availability:0:Inoperative", "ChangeAvailability", {"connectorId": 0, "type": "Inoperative"}),
+        ("trigger:MeterValues:2", "TriggerMessage", {"requestedMessage": "MeterValues", "connectorId": 2}),
+        ("trigger:StatusNotification", "TriggerMessage", {"requestedMessage": "StatusNotification"}),
+    ],
+)
+def test_a_buttons_single_command_value_names_the_same_calls(command, ocpp_action, payload):
+    action = action_from_form({"command": command})
+    assert (action.ocpp_action, action.payload) == (ocpp_action, payload)
+
+
+@pytest.mark.parametrize("command", ["unlock:1:2", "reset", "nonsense:1", "availability:1"])
+def test_a_malformed_command_is_refused(command):
+    with pytest.raises(ActionError):
+        action_from_form({"command": command})
+
+
+@given(st.dictionaries(st.sampled_from(["command", "action", "transaction_id", "connector_id", "type", "message", "x"]), st.text(max_size=30)))
 def test_any_submitted_form_gives_a_call_or_an_action_error(form):
     try:
         action = action_from_form(form)
