@@ -343,3 +343,23 @@ def test_a_changed_live_fragment_is_sent_again(admin_client, frozen_now):
     Charger.objects.filter(charge_box_id="CP-1").update(charger_connected=False)
     again = admin_client.get(reverse("dashboard"), HTTP_HX_REQUEST="true", HTTP_IF_NONE_MATCH=first["ETag"])
     assert again.status_code == 200 and again["ETag"] != first["ETag"]
+
+
+# --- Validation -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad_url", "message"),
+    [
+        ("ws://bad host/x", "A host name cannot contain spaces."),
+        ("ws://" + "h" * 3000 + "/x", "at most 500 characters"),  # the field's length, before the host rule
+        ("ws://" + "h" * 300 + "/x", "A host name has at most 253 characters; this one has 300."),
+        ("notaurl", "Enter a ws:// or wss:// address, e.g. wss://csms.example.com/ocpp."),
+    ],
+)
+def test_a_chargers_csms_url_with_a_bad_host_is_refused_in_words(admin_client, bad_url, message):
+    charger_with_session()
+    response = admin_client.post(reverse("charger", args=["CP-1"]), {"upstream_url": bad_url})
+    assert response.status_code == 400
+    assert any(message in error for error in response.context["form"].errors["upstream_url"])
+    assert Charger.objects.get(charge_box_id="CP-1").upstream_url == ""

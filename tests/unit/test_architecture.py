@@ -20,6 +20,7 @@ PURE_MODULES = [
     "gateway/observe.py",
     "gateway/offline.py",
     "gateway/charger_actions.py",
+    "linkray_site/addresses.py",
     "balancing/allocation.py",
     "balancing/pacing.py",
     "meters/registers.py",
