@@ -145,7 +145,7 @@ def test_a_small_site_power_axis_reads_in_kilowatts():
 def test_nice_axes_hold_every_value_with_round_steps(a, b):
     low, high = min(a, b, 0.0), max(a, b, 0.0)
     axis_low, axis_high, step = nice_axis(low, high)
-    assert axis_low <= low + 1e-6 and axis_high >= high - 1e-6
+    assert axis_low <= low + step * 1e-6 and axis_high >= high - step * 1e-6  # within a millionth of a step
     assert 1 <= round((axis_high - axis_low) / step) <= 8
     mantissa = step / 10 ** math.floor(math.log10(step))
     assert any(abs(mantissa - nice) < 1e-6 for nice in (1, 2, 2.5, 5))
