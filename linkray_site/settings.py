@@ -262,6 +262,13 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         "websockets": {"level": "WARNING"},
         "pymodbus": {"level": "WARNING"},
+        # pymodbus logs everything through "pymodbus.logging", and below DEBUG it appends hex
+        # dumps of the last frames (">>>>> send: 0x7 0x4 ...") to every error line: one per
+        # failed poll, every second. meters.poller logs each failure once per change of reason,
+        # so pymodbus's own lines show only with LINKRAY_LOG_LEVEL=debug. It is set here, not
+        # in an AppConfig.ready(): asgi.py's get_asgi_application() runs django.setup() again,
+        # and that second dictConfig resets every logger it does not name (the old cause).
+        "pymodbus.logging": {"level": "WARNING" if LINKRAY_LOG_LEVEL == "DEBUG" else "CRITICAL"},
         "django.channels.server": {"level": "WARNING"},
     },
 }
