@@ -45,7 +45,8 @@ async def test_every_page_fits_a_390_px_phone_without_sideways_scrolling(stack):
         await browser.goto("/accounts/login/")
         assert await page.evaluate(SCROLL_WIDTH) <= PHONE["width"], "login"
         await browser.log_in("operator", PASSWORDS["operator"])
-        await wait_for(lambda: "meter_unavailable" in linkray.log(), 15, "the meter's error")
+        if stack.kind == "embedded":  # scale-out polls meters in Celery, which this stack does not run
+            await wait_for(lambda: "meter_unavailable" in linkray.log(), 15, "the meter's error")
         for path in (
             "/",
             f"/chargers/{CHARGERS[0]}/",
@@ -69,6 +70,8 @@ async def test_every_page_fits_a_390_px_phone_without_sideways_scrolling(stack):
 
 
 async def test_the_meters_list_with_a_long_error_fits_a_laptop_screen(stack):
+    if stack.kind != "embedded":
+        pytest.skip("scale-out polls meters in Celery beat, which the e2e stack does not run")
     async with AsyncExitStack() as exits:
         linkray, _ = await start_site(stack, exits)
         browser = await exits.enter_async_context(chromium(linkray.http_url))
