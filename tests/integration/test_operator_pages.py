@@ -363,3 +363,17 @@ def test_a_chargers_csms_url_with_a_bad_host_is_refused_in_words(admin_client, b
     assert response.status_code == 400
     assert any(message in error for error in response.context["form"].errors["upstream_url"])
     assert Charger.objects.get(charge_box_id="CP-1").upstream_url == ""
+
+
+def test_a_changed_live_fragment_is_sent_gzipped_to_a_browser_that_accepts_it(admin_client, frozen_now):
+    import gzip
+
+    charger_with_session()
+    plain = admin_client.get(reverse("dashboard"), HTTP_HX_REQUEST="true")
+    zipped = admin_client.get(reverse("dashboard"), HTTP_HX_REQUEST="true", HTTP_ACCEPT_ENCODING="gzip, br")
+    assert zipped["Content-Encoding"] == "gzip" and "Accept-Encoding" in zipped["Vary"]
+    assert gzip.decompress(zipped.content) == plain.content
+    assert len(zipped.content) < len(plain.content)
+    assert zipped["ETag"] == "W/" + plain["ETag"]  # the same fragment, other bytes on the wire
+    again = admin_client.get(reverse("dashboard"), HTTP_HX_REQUEST="true", HTTP_ACCEPT_ENCODING="gzip", HTTP_IF_NONE_MATCH=zipped["ETag"])
+    assert again.status_code == 304
