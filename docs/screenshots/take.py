@@ -21,7 +21,6 @@ from tests.peers.browser import chromium  # noqa: E402
 from tests.peers.csms import CsmsServer  # noqa: E402
 from tests.peers.linkray import LinkRayProcess  # noqa: E402
 from tests.peers.site import CHARGERS, CREATE_USERS, PASSWORDS, boot_site  # noqa: E402
-from tests.peers.waiting import wait_for  # noqa: E402
 
 SIZES = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
 
@@ -50,7 +49,6 @@ async def main() -> None:
             for shot, path in (("dashboard", "/"), ("charger", f"/chargers/{CHARGERS[0]}/")):
                 await browser.goto(path)
                 await page.wait_for_load_state("networkidle")
-                await wait_for(lambda: True, 0.1)
                 await page.screenshot(path=str(HERE / f"{shot}-{name}.png"), full_page=False)
                 print(f"wrote {HERE / f'{shot}-{name}.png'}", flush=True)
 
