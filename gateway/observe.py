@@ -66,6 +66,18 @@ def observe_charger_exchange(
     return handler(state, call.payload, answer.payload, now) if handler else []
 
 
+def observe_local_charger_exchange(
+    state: ChargerState, call: Call, answer: CallResult | CallError, now: datetime
+) -> list[Effect]:
+    """A charger CALL LinkRay answered itself (CSMS away). A StartTransaction answered here
+    carries LinkRay's local id: the CSMS has issued none yet (replay maps it later)."""
+    effects = observe_charger_exchange(state, call, answer, now)
+    for effect in effects:
+        if isinstance(effect, TransactionStarted):
+            effect.transaction.csms_transaction_id = None
+    return effects
+
+
 def observe_csms_exchange(
     state: ChargerState, call: Call, answer: CallResult | CallError, now: datetime
 ) -> list[Effect]:
@@ -203,7 +215,9 @@ def _start_transaction(state: ChargerState, request: dict, response: dict, now: 
         id_tag=_str(request.get("idTag"), ""),
         meter_start_wh=_int(request.get("meterStart")) or 0,
         started_at=_datetime(request.get("timestamp")) or now,
-        csms_transaction_id=None,
+        # The answer came from the CSMS: its transactionId is the CSMS's own id. (An answer
+        # LinkRay gave itself goes through observe_local_charger_exchange, which clears it.)
+        csms_transaction_id=transaction_id,
         id_tag_status=_str(id_tag_info.get("status"), "Accepted"),
     )
     state.transactions[transaction_id] = transaction

@@ -508,7 +508,7 @@ class ChargerSession:
     def observe_local_exchange(self, call: Call, answer: CallResult) -> None:
         """A charger CALL LinkRay answered itself (CSMS away): the model follows it, but the
         authorization cache learns only from the CSMS, never from LinkRay's own decisions."""
-        self._observe(observe.observe_charger_exchange, call, answer, answered_locally=True)
+        self._observe(observe.observe_local_charger_exchange, call, answer, answered_locally=True)
 
     def _observe(self, observer, *args, answered_locally: bool = False) -> None:
         try:

@@ -33,6 +33,7 @@ ENV = os.environ
 
 DATA_DIR = Path(env_str(ENV, "LINKRAY_DATA_DIR", str(BASE_DIR / "data"))).expanduser().resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
+(DATA_DIR / "static").mkdir(exist_ok=True)  # STATIC_ROOT: whitenoise warns when it is missing
 
 
 def _kept_secret(env_name: str, file_name: str) -> str:
@@ -84,6 +85,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "accounts.cookies.SecureCookiesOverTlsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -109,6 +111,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.access.rights_context",
             ],
+            # `|sitetime`: the one time format of every page, in TIME_ZONE.
+            "builtins": ["gateway.templatetags.site_time"],
         },
     },
 ]
@@ -202,6 +206,15 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# whitenoise: hashed, gzip-compressed files cached for a year; `serve` collects them on start
+# (linkray_site/static_files.py). Until collected, files are served from the apps' folders.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "linkray_site.static_files.StaticStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_MAX_AGE = 3600  # unhashed names only; hashed names are immutable (one year)
 
 # --- Gateway -------------------------------------------------------------------------
 # The back office's OCPP base URL; each charger's leg goes to <this>/<chargeBoxId>.
@@ -272,6 +285,13 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         "websockets": {"level": "WARNING"},
         "pymodbus": {"level": "WARNING"},
+        # pymodbus logs everything through "pymodbus.logging", and below DEBUG it appends hex
+        # dumps of the last frames (">>>>> send: 0x7 0x4 ...") to every error line: one per
+        # failed poll, every second. meters.poller logs each failure once per change of reason,
+        # so pymodbus's own lines show only with LINKRAY_LOG_LEVEL=debug. It is set here, not
+        # in an AppConfig.ready(): asgi.py's get_asgi_application() runs django.setup() again,
+        # and that second dictConfig resets every logger it does not name (the old cause).
+        "pymodbus.logging": {"level": "WARNING" if LINKRAY_LOG_LEVEL == "DEBUG" else "CRITICAL"},
         "django.channels.server": {"level": "WARNING"},
     },
 }

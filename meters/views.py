@@ -19,11 +19,10 @@ from audit.services import changed, record
 from linkray_site.htmx import render_page_or_partial
 from meters import selectors
 from meters.catalog import catalog
-from meters.charts import history_table, meter_charts
+from meters.charts import chart_window, history_table, meter_charts
 from meters.forms import MeterForm
 from meters.models import Meter
 
-CHART_STEP_S = 300
 TABLE_STEP_S = 3600
 
 
@@ -100,8 +99,9 @@ def meter_detail(request, meter_id: int):
     since = now - timedelta(hours=24)
     buckets = selectors.meter_history(meter.pk, since)
     phases = selectors.meter_phases(meter)
+    chart_start, chart_step_s = chart_window(buckets[0][0] if buckets else None, now)
     current_chart, power_chart = meter_charts(
-        buckets, phases, timezone.localtime(since), timezone.localtime(now), CHART_STEP_S
+        buckets, phases, timezone.localtime(chart_start), timezone.localtime(now), chart_step_s
     )
     context = {
         "row": row,
@@ -110,5 +110,6 @@ def meter_detail(request, meter_id: int):
         "table": history_table(buckets, phases, TABLE_STEP_S),
         "phases": [phase.upper() for phase in phases],
         "bucket_count": len(buckets),
+        "chart_start": chart_start,
     }
     return render_page_or_partial(request, "meters/detail.html", "meters/_detail_live.html", context)

@@ -114,6 +114,25 @@ class ChargerPeer(ChargePoint):
         return call_result.RemoteStopTransaction(status="Accepted")
 
 
+    @on(Action.reset)
+    async def on_reset(self, type):  # noqa: A002 - the OCPP field's name
+        await self._gate()
+        self.requests.append(("Reset", {"type": type}))
+        return call_result.Reset(status="Accepted")
+
+    @on(Action.unlock_connector)
+    async def on_unlock_connector(self, connector_id):
+        await self._gate()
+        self.requests.append(("UnlockConnector", {"connector_id": connector_id}))
+        return call_result.UnlockConnector(status="Unlocked")
+
+    @on(Action.change_availability)
+    async def on_change_availability(self, connector_id, type):  # noqa: A002
+        await self._gate()
+        self.requests.append(("ChangeAvailability", {"connector_id": connector_id, "type": type}))
+        return call_result.ChangeAvailability(status="Accepted")
+
+
 class ConnectedCharger:
     """A ChargerPeer with its socket and reader task; use as an async context manager."""
 

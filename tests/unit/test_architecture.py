@@ -20,6 +20,8 @@ PURE_MODULES = [
     "gateway/state.py",
     "gateway/observe.py",
     "gateway/offline.py",
+    "gateway/charger_actions.py",
+    "linkray_site/addresses.py",
     "balancing/allocation.py",
     "balancing/pacing.py",
     "meters/registers.py",
