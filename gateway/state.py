@@ -10,15 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-
-@dataclass(slots=True)
-class Phases:
-    l1: float | None = None
-    l2: float | None = None
-    l3: float | None = None
-
-    def as_tuple(self) -> tuple[float | None, float | None, float | None]:
-        return (self.l1, self.l2, self.l3)
+from linkray_site.electrical import Phases  # re-exported: `from gateway.state import Phases` still works
 
 
 @dataclass(slots=True)
