@@ -77,6 +77,11 @@ DEFAULT_MIN_CURRENT_A = 6.0
 ALL_PHASES = (0, 1, 2)
 _EPSILON = 1e-9
 _POWER_CAP = 3  # index of the kW-cap resource, after the three phases
+# What a charger loading these site phases uses per A of its limit: (resource, A) pairs.
+_RESOURCES = {
+    phases: tuple((phase, 1.0) for phase in phases) + ((_POWER_CAP, float(len(phases))),)
+    for phases in ((0,), (1,), (2,), ALL_PHASES)
+}
 
 
 class Reason(StrEnum):
@@ -160,6 +165,11 @@ class Allocation:
 
 def _number(value: object) -> float | None:
     """A finite float, or None for anything else (None, NaN, inf, strings, bools)."""
+    kind = type(value)
+    if kind is float:
+        return value if value - value == 0.0 else None  # type: ignore[return-value,operator]  # NaN, inf
+    if kind is int:
+        return float(value)  # type: ignore[arg-type]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     number = float(value)
@@ -170,6 +180,8 @@ def _non_negative(value: object, name: str, fallback: float | None, problems: li
     """None stays None (no cap); a finite number >= 0 passes; anything else is the fallback."""
     if value is None:
         return None
+    if type(value) is float and 0.0 <= value < math.inf:
+        return value
     number = _number(value)
     if number is None or number < 0:
         problems.append(f"{owner} {name}={value!r}: not a number >= 0, using {fallback!r}")
@@ -270,7 +282,7 @@ def allocate(
         elif kind == "dc" and not wiring:
             phases, power_phases = ALL_PHASES, 3
         elif _valid_wiring(wiring, 1 if kind == "ac1" else 3):
-            phases, power_phases = (ALL_PHASES if kind == "dc" else tuple(sorted(wiring))), (1 if kind == "ac1" else 3)
+            phases, power_phases = ((wiring[0],), 1) if kind == "ac1" else (ALL_PHASES, 3)
         else:
             problems.append(f"{owner} wiring={wiring!r}: impossible for {kind}, counted on all three phases")
             phases, power_phases = ALL_PHASES, (1 if kind == "ac1" else 3)
@@ -298,8 +310,9 @@ def allocate(
             continue
 
         measured = _measured(charger.measured_current_a, problems, owner)
-        for phase in range(3):
-            controlled_draw[phase] += measured[phase]
+        controlled_draw[0] += measured[0]
+        controlled_draw[1] += measured[1]
+        controlled_draw[2] += measured[2]
 
         cap_a, cap_reason = math.inf, Reason.FAIR_SHARE
         if maximum_a is not None:
@@ -319,8 +332,7 @@ def allocate(
             results[index] = ChargerAllocation(charger.charge_box_id, limit_a, limit_a * power_phases * voltage_v, reason)
             continue
 
-        resources = tuple((phase, 1.0) for phase in phases) + ((_POWER_CAP, float(len(phases))),)
-        entry = _Charger(index, charger.charge_box_id, resources, min_a, cap_a, cap_reason)
+        entry = _Charger(index, charger.charge_box_id, _RESOURCES[phases], min_a, cap_a, cap_reason)
         if not charger.wants_current:
             idle.append((-_priority(charger.priority), charger.charge_box_id, entry))
             continue
@@ -330,7 +342,7 @@ def allocate(
             continue
 
         # Lending: a car drawing well under its limit, settled, keeps its draw plus a headroom.
-        drawn_a = max(measured[phase] for phase in phases)
+        drawn_a = measured[phases[0]] if len(phases) == 1 else max(measured)
         if charger.suspended_by_ev:
             demand_a = min_a
         else:
@@ -409,18 +421,22 @@ def _serve_level(level: list[_Charger], capacity: list[float], allocated: list[f
     reserved = list(allocated)
     admitted: list[_Charger] = []
     for entry in level:
-        entry.fits_alone = _fits(entry, entry.min_a, capacity, allocated)
-        if entry.fits_alone and _fits(entry, entry.min_a, capacity, reserved):
+        if _fits(entry, entry.min_a, capacity, reserved):  # reserved >= allocated: it fits alone too
+            entry.fits_alone = True
             for resource, weight in entry.resources:
                 reserved[resource] += weight * entry.min_a
             admitted.append(entry)
+        else:
+            entry.fits_alone = _fits(entry, entry.min_a, capacity, allocated)
     if admitted:
         _water_fill(admitted, capacity, allocated)
 
 
 def _fits(entry: _Charger, current_a: float, capacity: list[float], used: list[float]) -> bool:
-    return all(used[resource] + weight * current_a <= capacity[resource] + _EPSILON
-               for resource, weight in entry.resources)
+    for resource, weight in entry.resources:
+        if used[resource] + weight * current_a > capacity[resource] + _EPSILON:
+            return False
+    return True
 
 
 def _water_fill(admitted: list[_Charger], capacity: list[float], allocated: list[float]) -> None:
@@ -505,10 +521,20 @@ def _priority(value: object) -> int:
     return int(number) if number is not None else 0
 
 
+_VALID_WIRINGS = {1: frozenset({(0,), (1,), (2,)}),
+                  3: frozenset({(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)})}
+
+
 def _valid_wiring(wiring: object, length: int) -> bool:
-    return (isinstance(wiring, tuple | list) and len(wiring) == length
-            and all(isinstance(phase, int) and not isinstance(phase, bool) and 0 <= phase <= 2 for phase in wiring)
-            and len(set(wiring)) == length)
+    if type(wiring) is not tuple:
+        if not isinstance(wiring, list):
+            return False
+        wiring = tuple(wiring)
+    try:
+        # (True, False, 2) == (1, 0, 2): booleans are refused by type below.
+        return wiring in _VALID_WIRINGS[length] and all(type(phase) is int for phase in wiring)
+    except TypeError:  # unhashable members
+        return False
 
 
 def _grid_reading(grid_current_a: object, problems: list[str]) -> tuple[float, float, float] | None:
@@ -525,6 +551,11 @@ def _grid_reading(grid_current_a: object, problems: list[str]) -> tuple[float, f
 
 
 def _measured(measured: object, problems: list[str], owner: str) -> tuple[float, float, float]:
+    if type(measured) is tuple and len(measured) == 3:
+        first, second, third = measured
+        if type(first) is float and type(second) is float and type(third) is float and \
+                0.0 <= first < math.inf and 0.0 <= second < math.inf and 0.0 <= third < math.inf:
+            return measured  # type: ignore[return-value]  # the usual case, checked fast
     if not isinstance(measured, tuple | list) or len(measured) != 3:
         problems.append(f"{owner} measured_current_a={measured!r}: not three currents, counted as 0")
         return (0.0, 0.0, 0.0)

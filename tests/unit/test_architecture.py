@@ -91,7 +91,7 @@ def test_the_session_and_upstream_leg_import_no_django_or_channels(module_path):
 
 def test_the_core_modules_this_suite_relies_on_exist():
     core = {"linkray_site/env.py", "linkray_site/electrical.py", "gateway/frames.py", "gateway/state.py",
-            "gateway/observe.py", "gateway/offline.py"}
+            "gateway/observe.py", "gateway/offline.py", "balancing/allocation.py", "balancing/pacing.py"}
     assert core <= set(existing(PURE_MODULES))
 
 
