@@ -346,6 +346,8 @@ def clear_profiles(state: ChargerState, request: dict) -> None:
         )
 
     state.csms_profiles = [profile for profile in state.csms_profiles if not cleared(profile)]
+    # The charger applies the criteria to every profile it holds, LinkRay's too.
+    state.linkray_profiles = [profile for profile in state.linkray_profiles if not cleared(profile)]
 
 
 def _change_configuration(state: ChargerState, request: dict, response: dict, now: datetime) -> list[Effect]:
