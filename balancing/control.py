@@ -28,8 +28,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from balancing.allocation import Allocation, ChargerAllocation, ChargerInput, Reason, SiteLimits, allocate
+from balancing.allocation import Allocation, ChargerAllocation, ChargerInput, allocate
 from balancing.models import ChargerBalancing, Setpoint, SiteSettings
+from balancing.selectors import active_setpoint, site_limits
 from balancing.pacing import SentLimit, plan_sends
 from gateway import commands, profiles
 from gateway.models import Charger
@@ -82,11 +83,6 @@ _in_flight: dict[str, asyncio.Task] = {}
 # --- snapshot --------------------------------------------------------------------------------
 
 
-def active_setpoint(now: datetime) -> Setpoint | None:
-    setpoint = Setpoint.objects.order_by("-set_at").first()
-    return setpoint if setpoint is not None and setpoint.active(now) else None
-
-
 def load_snapshot(now: datetime, live_states: dict[str, ChargerState]) -> Snapshot:
     """Settings and every balanced charger; the live model from this process when it holds the
     charger's socket, else as last flushed (at most one flush old)."""
@@ -114,18 +110,6 @@ def _live_states() -> dict[str, ChargerState]:
 
 
 # --- translation to the core -----------------------------------------------------------------
-
-
-def site_limits(site: SiteSettings, setpoint: Setpoint | None) -> SiteLimits:
-    return SiteLimits(
-        grid_limit_a=site.grid_limit_a or 0.0,
-        margin_a=site.margin_a,
-        grid_limit_kw=site.grid_limit_kw,
-        setpoint_a=setpoint.max_import_a if setpoint else None,
-        setpoint_kw=setpoint.max_import_kw if setpoint else None,
-        failsafe_current_a=site.failsafe_current_a,
-        nominal_voltage_v=site.nominal_voltage_v,
-    )
 
 
 def wiring_of(balancing: ChargerBalancing) -> tuple[int, ...]:
