@@ -130,10 +130,10 @@ async def test_the_site_stays_under_its_fuse_shares_fairly_and_ignores_a_csms_ou
 
         # The back office goes away; the building's load steps up: balancing carries on.
         await csms.stop()
-        site.set_base(20.0, 20.0, 20.0)
+        site.set_base(18.0, 18.0, 18.0)
         await wait_for(lambda: max(site.grid_current_a()) <= 32.0, timeout=reaction_s(stack), what="grid back under the fuse")
         await wait_for(
-            lambda: min(site.charging_current_a()) >= 0.9 * (32 - 20) and max(site.grid_current_a()) <= 32.0,
+            lambda: min(site.charging_current_a()) >= 0.9 * (32 - 18) and max(site.grid_current_a()) <= 32.0,
             timeout=30, what="shares of the smaller free capacity",
         )
         status = await asyncio.to_thread(api, linkray, "GET", "/site")
