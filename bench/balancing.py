@@ -56,7 +56,7 @@ def fleet(size: int, seed: int = 8) -> list[ChargerInput]:
             csms_cap_a=rng.choice([None, None, None, 10.0, 20.0]),
             charging_since_s=rng.choice([None, rng.uniform(0, NOW_S)]),
             paused_since_s=rng.choice([None, rng.uniform(0, NOW_S)]),
-            limit_since_s=rng.uniform(0, NOW_S),
+            limit_raised_at_s=rng.uniform(0, NOW_S),
         ))
     return chargers
 
