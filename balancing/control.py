@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from balancing.allocation import Allocation, ChargerAllocation, ChargerInput, allocate
+from balancing.allocation import Allocation, ChargerAllocation, ChargerInput, SiteLimits, allocate
 from balancing.models import ChargerBalancing, Setpoint, SiteSettings
 from balancing.selectors import active_setpoint, site_limits
 from balancing.pacing import SentLimit, plan_sends
@@ -172,7 +172,7 @@ def charger_input(snapshot: ChargerSnapshot, site: SiteSettings, now: datetime) 
         csms_cap_a=cap_a,
         charging_since_s=_seconds(balancing.charging_since_at),
         paused_since_s=_seconds(balancing.paused_since_at),
-        limit_since_s=_seconds(balancing.sent_at),
+        limit_raised_at_s=_seconds(balancing.limit_raised_at),
     )
 
 
@@ -195,7 +195,7 @@ async def run_cycle(now: datetime) -> CycleResult:
         return CycleResult(None, site.control_period_s, skipped_reason="site limit not set")
     present = [charger for charger in snapshot.chargers if charger.connected and charger.state is not None]
     inputs = [charger_input(charger, site, now) for charger in present]
-    allocation = allocate(site_limits(site, snapshot.setpoint), grid_current_a, inputs, now_s=now.timestamp())
+    allocation = _allocate(site_limits(site, snapshot.setpoint), grid_current_a, inputs, now)
     for problem in allocation.problems:
         logger.warning("balancing_input_problem %s", problem)
     if allocation.failsafe and inputs:
@@ -215,11 +215,11 @@ async def run_cycle(now: datetime) -> CycleResult:
     retry = {c.charge_box_id for c in present if not c.balancing.controllable and c.balancing.sent_key != keys[c.charge_box_id]}
     if retry:
         await database_sync_to_async(_mark_controllable)(retry)
-        allocation = allocate(
+        allocation = _allocate(
             site_limits(site, snapshot.setpoint),
             grid_current_a,
             [_with_controllable(i) if i.charge_box_id in retry else i for i in inputs],
-            now_s=now.timestamp(),
+            now,
         )
     to_send = plan_sends(
         allocation,
@@ -249,6 +249,18 @@ async def run_cycle(now: datetime) -> CycleResult:
             charge_box_id, accepted = task.result()
             (result.sent if accepted else result.refused).append(charge_box_id)
     return result
+
+
+def _allocate(site: SiteLimits, grid_current_a, inputs: list[ChargerInput], now: datetime) -> Allocation:
+    return allocate(
+        site,
+        grid_current_a,
+        inputs,
+        now_s=now.timestamp(),
+        rotation_period_s=settings.LINKRAY_BALANCING_ROTATION_PERIOD_S,
+        lend_after_s=settings.LINKRAY_BALANCING_LEND_AFTER_S,
+        resume_after_s=settings.LINKRAY_BALANCING_RESUME_AFTER_S,
+    )
 
 
 def _profile_lost(charger: ChargerSnapshot) -> bool:
@@ -368,6 +380,8 @@ def _record_sent(balancing: ChargerBalancing, decision: ChargerAllocation, unit:
         fields.update(charging_since_at=now, paused_since_at=None)
     elif decision.limit_a == 0 and (previous is None or previous > 0):
         fields.update(paused_since_at=now)
+    if previous is None or decision.limit_a > previous:
+        fields.update(limit_raised_at=now)  # lending waits for the car to ramp after a raise only
     ChargerBalancing.objects.filter(pk=balancing.pk).update(**fields)
 
 

@@ -32,6 +32,9 @@ ENV = {
     "LINKRAY_METER_CONFIG_RELOAD_S": "0.5",
     "LINKRAY_BALANCING_INCREASE_INTERVAL_S": "0.5",
     "LINKRAY_BALANCING_CALL_TIMEOUT_S": "5",
+    # The start-up transient (cars drawing unlimited before their first profile) pauses some; a
+    # short resume wait keeps the test quick.
+    "LINKRAY_BALANCING_RESUME_AFTER_S": "2",
 }
 
 
