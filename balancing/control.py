@@ -63,6 +63,8 @@ class Snapshot:
     site: SiteSettings
     setpoint: Setpoint | None
     chargers: list[ChargerSnapshot]
+    # Balancing switched off while LinkRay's profile is still on the charger: to be released.
+    released: list[ChargerSnapshot] = field(default_factory=list)
 
 
 @dataclass
@@ -98,7 +100,12 @@ def load_snapshot(now: datetime, live_states: dict[str, ChargerState]) -> Snapsh
         if state is None and charger.state and charger.charger_connected:
             state = ChargerState.from_dict({**charger.state, "charge_box_id": charger.charge_box_id})
         chargers.append(ChargerSnapshot(balancing, state, connected))
-    return Snapshot(site, active_setpoint(now), chargers)
+    released = []
+    for balancing in ChargerBalancing.objects.select_related("charger").filter(
+        charger__balancing_enabled=False, charger__charger_connected=True, sent_limit__isnull=False
+    ):
+        released.append(ChargerSnapshot(balancing, live_states.get(balancing.charger.charge_box_id), True))
+    return Snapshot(site, active_setpoint(now), chargers, released)
 
 
 def _live_states() -> dict[str, ChargerState]:
@@ -187,6 +194,9 @@ async def run_cycle(now: datetime) -> CycleResult:
     """One control cycle. Never raises for a charger's misbehaviour; a database failure does
     (the caller logs it and goes on)."""
     snapshot = await database_sync_to_async(load_snapshot)(now, _live_states())
+    for charger in snapshot.released:
+        if charger.charge_box_id not in _in_flight or _in_flight[charger.charge_box_id].done():
+            _in_flight[charger.charge_box_id] = asyncio.ensure_future(_release(charger))
     site = snapshot.site
     reading = meter_selectors.grid_reading(now)
     grid_current_a = reading.current_a.as_tuple() if reading is not None else None
@@ -337,6 +347,26 @@ async def _send_limit(charger: ChargerSnapshot, decision: ChargerAllocation, key
     )
     await database_sync_to_async(_record_sent)(balancing, decision, unit, key, now)
     return charge_box_id, True
+
+
+async def _release(charger: ChargerSnapshot) -> None:
+    """Balancing was switched off: remove LinkRay's own profile (by its id: nothing of the
+    CSMS's is touched), so the charger is limited by the CSMS alone again."""
+    charge_box_id = charger.charge_box_id
+    try:
+        answer = await commands.send_call(
+            charge_box_id,
+            "ClearChargingProfile",
+            {"id": profiles.BALANCING_PROFILE_ID},
+            timeout_s=settings.LINKRAY_BALANCING_CALL_TIMEOUT_S,
+        )
+    except commands.CommandError as error:
+        logger.warning("balancing_release_failed charge_box_id=%s error=%s", charge_box_id, error)
+        return
+    logger.info("balancing_released charge_box_id=%s status=%s", charge_box_id, answer.get("status"))
+    await database_sync_to_async(ChargerBalancing.objects.filter(pk=charger.balancing.pk).update)(
+        sent_limit=None, sent_unit="", sent_at=None, sent_key="", limit_a=None, limit_w=None, reason="balancing off"
+    )
 
 
 async def _configuration(charger: ChargerSnapshot, key: str, timeout_s: float) -> tuple[int | None, tuple[str, ...] | None]:
