@@ -22,6 +22,16 @@ logger = logging.getLogger(__name__)
 _WATCH_INTERVAL_S = 0.1
 
 
+def reading_over_limit(reading, site_status: dict | None) -> bool:
+    """Any phase over the limit in force minus the margin (as the last cycle saw them)."""
+    status = site_status or {}
+    limit_a = status.get("limit_in_force_a")
+    if limit_a is None:
+        return False
+    margin_a = status.get("margin_a") or 0.0
+    return any(current_a is not None and current_a > limit_a - margin_a for current_a in reading.current_a.as_tuple())
+
+
 class BalancingLoop:
     def __init__(self):
         self.wake = asyncio.Event()
@@ -33,18 +43,13 @@ class BalancingLoop:
             logger.info("balancing_woken charge_box_id=%s by=%s", charge_box_id, type(effect).__name__)
             self.wake.set()
 
-    def reading_over_limit(self) -> bool:
+    def new_reading_over_limit(self) -> bool:
         """A grid reading not seen before that is over the limit in force (minus margin)."""
         reading = meter_selectors.grid_reading(utc_now())
         if reading is None or reading.measured_at == self._last_reading_at:
             return False
         self._last_reading_at = reading.measured_at
-        status = control.last_site_status() or {}
-        limit_a = status.get("limit_in_force_a")
-        margin_a = status.get("margin_a") or 0.0
-        if limit_a is None:
-            return False
-        return any(current_a is not None and current_a > limit_a - margin_a for current_a in reading.current_a.as_tuple())
+        return reading_over_limit(reading, control.last_site_status())
 
     async def wait_for_next(self) -> None:
         loop = asyncio.get_running_loop()
@@ -56,7 +61,7 @@ class BalancingLoop:
             try:
                 await asyncio.wait_for(self.wake.wait(), min(_WATCH_INTERVAL_S, remaining))
             except asyncio.TimeoutError:
-                if self.reading_over_limit():
+                if self.new_reading_over_limit():
                     logger.info("balancing_woken by=grid_over_limit")
                     break
         self.wake.clear()

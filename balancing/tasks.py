@@ -16,6 +16,7 @@ from celery import shared_task
 from django.core.cache import cache
 
 from balancing import control
+from meters import selectors as meter_selectors
 from meters.poller import utc_now
 
 logger = logging.getLogger(__name__)
@@ -74,3 +75,19 @@ def request_cycle(charge_box_id: str, effect) -> None:
             run_cycle_task.apply_async(kwargs={"on_demand": True}, expires=5)
         except Exception as error:
             logger.warning("balancing_cycle_request_failed charge_box_id=%s error=%s", charge_box_id, error)
+
+
+def request_cycle_if_over_limit() -> bool:
+    """After a meter poll (scale-out): a grid reading over the limit in force asks for a cycle
+    at once instead of waiting for beat's next tick."""
+    from balancing.loop import reading_over_limit
+
+    reading = meter_selectors.grid_reading(utc_now())
+    if reading is None or not reading_over_limit(reading, control.last_site_status()):
+        return False
+    try:
+        run_cycle_task.apply_async(kwargs={"on_demand": True}, expires=5)
+    except Exception as error:
+        logger.warning("balancing_cycle_request_failed reason=grid_over_limit error=%s", error)
+        return False
+    return True
