@@ -232,6 +232,39 @@ async def test_switching_balancing_off_removes_only_linkray_s_own_profile(charge
     assert chargers.calls == []
 
 
+async def test_a_reconnect_sends_the_limit_again(chargers):
+    await site_async(grid_limit_a=20)
+    charger = await charger_async("CP-A")
+    grid_async(0, 0, 0)
+    await cycle()
+    chargers.calls.clear()
+    await Charger.objects.filter(pk=charger.pk).aupdate(charger_connected_at=NOW)
+    await cycle(NOW + timedelta(seconds=1))
+    assert [action for _, action, _ in chargers.calls] == ["GetConfiguration", "SetChargingProfile"]
+
+
+async def test_a_one_phase_charger_on_l2_is_limited_by_what_l2_leaves(chargers):
+    await site_async(grid_limit_a=32)
+    await charger_async("CP-1P", kind="ac1", phases=["L2"], max_current_a=32)
+    grid_async(0, 25, 0)  # the building loads L2
+    await cycle()
+    assert chargers.limits() == [("CP-1P", 7)]
+
+
+async def test_a_dc_charger_is_limited_in_watts_and_its_draw_read_from_its_power(chargers):
+    await site_async(grid_limit_a=32)
+    charger = await charger_async("CP-DC", kind="dc", max_power_w=50_000, max_current_a=None)
+    state = ChargerState.from_dict(charger.state)
+    state.connector(1).meter.power_w = 6900.0  # 10 A per phase at 230 V
+    await Charger.objects.filter(pk=charger.pk).aupdate(state=state.to_dict())
+    grid_async(22, 22, 22)  # 12 A of building + 10 A of this charger on each phase
+    await cycle()
+    request = next(payload for _, action, payload in chargers.calls if action == "SetChargingProfile")
+    schedule = request["csChargingProfiles"]["chargingSchedule"]
+    assert schedule["chargingRateUnit"] == "W"
+    assert schedule["chargingSchedulePeriod"][0]["limit"] == pytest.approx(20 * 3 * 230, abs=1)
+
+
 async def test_no_site_limit_means_no_balancing(chargers):
     await charger_async("CP-A")
     grid_async(0, 0, 0)
