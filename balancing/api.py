@@ -19,7 +19,7 @@ from ninja.errors import HttpError
 
 from accounts.roles import OPERATE, WRITE_SETPOINT
 from balancing import selectors, services
-from linkray_site.api import ErrorOut, FieldErrorsOut, StrictSchema, api, require, require_view
+from linkray_site.api import REFUSALS, ErrorOut, StrictSchema, api, require, require_view
 
 router = Router(tags=["balancing"])
 
@@ -54,13 +54,13 @@ def _invalid(request, error: services.InvalidSettings):
     return api.create_response(request, {"error": "invalid input", "fields": error.fields}, status=400)
 
 
-@router.get("/site", response={200: dict[str, Any]}, summary="Site limits with live values")
+@router.get("/site", response={200: dict[str, Any], **REFUSALS}, summary="Site limits with live values")
 async def site_detail(request):
     require_view(request)
     return await database_sync_to_async(selectors.site_status)(timezone.now())
 
 
-@router.put("/site", response={200: dict[str, Any], 400: FieldErrorsOut, 403: ErrorOut}, summary="Change the site's limits")
+@router.put("/site", response={200: dict[str, Any], **REFUSALS}, summary="Change the site's limits")
 async def site_update(request, body: SiteIn):
     principal = require(request, OPERATE)
     try:
@@ -70,7 +70,7 @@ async def site_update(request, body: SiteIn):
     return await database_sync_to_async(selectors.site_status)(timezone.now())
 
 
-@router.put("/site/setpoint", response={200: dict[str, Any], 400: FieldErrorsOut, 403: ErrorOut}, summary="Set the energy system's import limit")
+@router.put("/site/setpoint", response={200: dict[str, Any], **REFUSALS}, summary="Set the energy system's import limit")
 async def setpoint_set(request, body: SetpointIn):
     principal = require(request, WRITE_SETPOINT)
     now: datetime = timezone.now()
@@ -83,14 +83,14 @@ async def setpoint_set(request, body: SetpointIn):
     return {"setpoint": selectors.setpoint_view(setpoint)}
 
 
-@router.delete("/site/setpoint", response={200: dict[str, Any], 403: ErrorOut}, summary="Clear the setpoint")
+@router.delete("/site/setpoint", response={200: dict[str, Any], **REFUSALS}, summary="Clear the setpoint")
 async def setpoint_clear(request):
     principal = require(request, WRITE_SETPOINT)
     cleared = await database_sync_to_async(services.clear_setpoint)(principal, timezone.now())
     return {"setpoint": None, "cleared": cleared}
 
 
-@router.get("/chargers/{charge_box_id}/balancing", response={200: dict[str, Any], 404: ErrorOut}, summary="A charger's balancing")
+@router.get("/chargers/{charge_box_id}/balancing", response={200: dict[str, Any], **REFUSALS, 404: ErrorOut}, summary="A charger's balancing")
 async def charger_balancing_detail(request, charge_box_id: str):
     require_view(request)
     view = await database_sync_to_async(selectors.charger_balancing_by_id)(charge_box_id)
@@ -101,7 +101,7 @@ async def charger_balancing_detail(request, charge_box_id: str):
 
 @router.put(
     "/chargers/{charge_box_id}/balancing",
-    response={200: dict[str, Any], 400: FieldErrorsOut, 403: ErrorOut},
+    response={200: dict[str, Any], **REFUSALS},
     summary="Change a charger's balancing (registers a charger not seen yet)",
 )
 async def charger_balancing_update(request, charge_box_id: str, body: ChargerBalancingIn):

@@ -6,7 +6,22 @@ from __future__ import annotations
 
 from django import forms
 
+from accounts.roles import ADMINISTER, OPERATE, Principal
 from gateway.models import Charger, GatewaySettings
+
+# Who may change which of a charger's settings (the same rule on the page and in the admin).
+CHARGER_FIELD_RIGHTS = {"upstream_url": ADMINISTER, "balancing_enabled": OPERATE}
+
+
+def editable_charger_fields(principal: Principal | None) -> list[str]:
+    if principal is None:
+        return []
+    return [name for name, right in CHARGER_FIELD_RIGHTS.items() if principal.can(right)]
+
+
+def model_fields(instance, names) -> dict:
+    """The audit log's before/after of a form: the named fields' values, as JSON."""
+    return {name: getattr(instance, name) for name in names}
 
 
 class ChargerSettingsForm(forms.ModelForm):
@@ -21,10 +36,18 @@ class ChargerSettingsForm(forms.ModelForm):
         }
         widgets = {"upstream_url": forms.TextInput(attrs={"placeholder": "wss://csms.example.com/ocpp", "size": 48})}
 
+    def __init__(self, *args, editable: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Fields the person may not change are shown disabled; Django ignores posted values for them.
+        self.editable = list(self.Meta.fields) if editable is None else [name for name in self.Meta.fields if name in editable]
+        for name, field in self.fields.items():
+            if name not in self.editable:
+                field.disabled = True
+
     def save(self, commit: bool = True) -> Charger:
         charger = super().save(commit=False)
-        if commit:
-            charger.save(update_fields=self.Meta.fields)
+        if commit and self.editable:
+            charger.save(update_fields=self.editable)
         return charger
 
 

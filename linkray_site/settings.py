@@ -84,6 +84,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "accounts.cookies.SecureCookiesOverTlsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -106,6 +107,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.access.rights_context",
             ],
         },
     },
@@ -161,18 +163,39 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Each meter keeps its own interval: the task polls only the meters that are due.
     "meters-poll-due": {"task": "meters.poll_due", "schedule": 1.0, "options": {"expires": 2.0}},
     "meters-prune-history": {"task": "meters.prune_history", "schedule": 3600.0},
+    "audit-prune": {"task": "audit.prune", "schedule": 3600.0},
     # Every second; the task itself keeps the site's control period (balancing.tasks).
     "balancing-run-cycle": {"task": "balancing.run_cycle", "schedule": 1.0, "options": {"expires": 2.0}},
 }
 CELERY_TIMEZONE = "UTC"
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- People, login and the audit log ---------------------------------------------------------
+# Login throttle per client address: after this many failures within the window, each further
+# failure doubles the wait (from LINKRAY_LOGIN_DELAY_S up to LINKRAY_LOGIN_MAX_DELAY_S); attempts
+# while waiting are answered 429.
+LINKRAY_LOGIN_MAX_FAILURES = env_int(ENV, "LINKRAY_LOGIN_MAX_FAILURES", 5, minimum=1)
+LINKRAY_LOGIN_WINDOW_S = env_float(ENV, "LINKRAY_LOGIN_WINDOW_S", 900.0, minimum=1)
+LINKRAY_LOGIN_DELAY_S = env_float(ENV, "LINKRAY_LOGIN_DELAY_S", 5.0, minimum=0.1)
+LINKRAY_LOGIN_MAX_DELAY_S = env_float(ENV, "LINKRAY_LOGIN_MAX_DELAY_S", 900.0, minimum=0.1)
+# Cookies are Secure on every request that came over TLS (accounts.cookies). Behind a TLS proxy:
+# LINKRAY_SECURE_COOKIES=true marks them Secure always; LINKRAY_TLS_PROXY_HEADER=true trusts the
+# proxy's X-Forwarded-Proto (only when the proxy sets or strips it for every request).
+LINKRAY_SECURE_COOKIES = env_bool(ENV, "LINKRAY_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = LINKRAY_SECURE_COOKIES
+if env_bool(ENV, "LINKRAY_TLS_PROXY_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Audit entries older than this are pruned (hourly).
+LINKRAY_AUDIT_RETENTION_DAYS = env_float(ENV, "LINKRAY_AUDIT_RETENTION_DAYS", 365, minimum=1)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str(ENV, "LINKRAY_TIME_ZONE", "UTC")
@@ -276,6 +299,7 @@ LINKRAY_EMBEDDED_TASKS = [
     "gateway.runtime.run_journal_pruning",
     "meters.loop.run_meter_polling",
     "meters.loop.run_history_pruning",
+    "audit.retention.run_audit_pruning",
     "balancing.loop.run_balancing",
 ]
 

@@ -14,7 +14,7 @@ from ninja.errors import HttpError
 
 from accounts.roles import ADMINISTER
 from audit.services import changed, record
-from linkray_site.api import ErrorOut, FieldErrorsOut, StrictSchema, api, require, require_view
+from linkray_site.api import REFUSALS, ErrorOut, StrictSchema, api, require, require_view
 from meters import selectors
 from meters.forms import MeterForm
 from meters.models import Meter
@@ -117,13 +117,13 @@ def _invalid(request, error: InvalidMeter):
     return api.create_response(request, {"error": "invalid input", "fields": error.fields}, status=400)
 
 
-@router.get("/meters", response={200: dict[str, list[dict[str, Any]]]}, summary="Meters with their latest reading")
+@router.get("/meters", response={200: dict[str, list[dict[str, Any]]], **REFUSALS}, summary="Meters with their latest reading")
 async def meters_list(request):
     require_view(request)
     return {"meters": await database_sync_to_async(meter_list)()}
 
 
-@router.post("/meters", response={201: dict[str, Any], 400: FieldErrorsOut, 403: ErrorOut}, summary="Add a meter")
+@router.post("/meters", response={201: dict[str, Any], **REFUSALS}, summary="Add a meter")
 async def meter_create(request, body: MeterIn):
     principal = require(request, ADMINISTER)
     try:
@@ -133,7 +133,7 @@ async def meter_create(request, body: MeterIn):
     return Status(201, meter_dict(meter))
 
 
-@router.put("/meters/{meter_id}", response={200: dict[str, Any], 400: FieldErrorsOut, 403: ErrorOut, 404: ErrorOut}, summary="Change a meter")
+@router.put("/meters/{meter_id}", response={200: dict[str, Any], **REFUSALS, 404: ErrorOut}, summary="Change a meter")
 async def meter_update(request, meter_id: int, body: MeterIn):
     principal = require(request, ADMINISTER)
     meter = await Meter.objects.filter(pk=meter_id).afirst()
@@ -146,7 +146,7 @@ async def meter_update(request, meter_id: int, body: MeterIn):
     return meter_dict(meter)
 
 
-@router.delete("/meters/{meter_id}", response={204: None, 403: ErrorOut, 404: ErrorOut}, summary="Delete a meter")
+@router.delete("/meters/{meter_id}", response={204: None, **REFUSALS, 404: ErrorOut}, summary="Delete a meter")
 async def meter_remove(request, meter_id: int):
     principal = require(request, ADMINISTER)
     if not await database_sync_to_async(delete_meter)(principal, meter_id):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from gateway.state import Phases
@@ -43,7 +44,10 @@ def fresh_live_store():
 
 @pytest.fixture
 def client(client, django_user_model):
-    client.force_login(django_user_model.objects.create(username="installer"))
+    # Adding and editing meters needs the administrator role.
+    installer = django_user_model.objects.create(username="installer")
+    installer.groups.add(Group.objects.get(name="administrator"))
+    client.force_login(installer)
     return client
 
 

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from gateway import selectors
@@ -112,7 +113,8 @@ def test_pages_send_anonymous_visitors_to_the_login_form(client, url):
 
 
 def test_login_form_leads_to_the_dashboard(client, django_user_model):
-    django_user_model.objects.create_user("operator", password="s3cret-pass")
+    user = django_user_model.objects.create_user("operator", password="s3cret-pass")
+    user.groups.add(Group.objects.get(name="operator"))
     wrong = client.post(reverse("login"), {"username": "operator", "password": "nope"})
     assert wrong.status_code == 200 and b"Wrong user name or password." in wrong.content
     response = client.post(reverse("login"), {"username": "operator", "password": "s3cret-pass"}, follow=True)

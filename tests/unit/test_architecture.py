@@ -24,13 +24,17 @@ PURE_MODULES = [
     "balancing/allocation.py",
     "balancing/pacing.py",
     "meters/registers.py",
+    "sitesim/profiles.py",
+    "sitesim/car.py",
+    "accounts/roles.py",
+    "accounts/throttle.py",
 ]
 # Django-free asyncio: given its legs, it may use sockets (upstream) but not the framework.
 DJANGO_FREE_MODULES = ["gateway/session.py", "gateway/upstream.py"]
 
 FORBIDDEN_IN_PURE = {"django", "channels", "channels_redis", "pymodbus", "websockets", "socket", "asgiref", "celery"}
 FORBIDDEN_IN_DJANGO_FREE = {"django", "channels", "channels_redis", "asgiref", "celery"}
-PROJECT_PACKAGES = {"gateway", "balancing", "meters", "linkray_site"}
+PROJECT_PACKAGES = {"gateway", "balancing", "meters", "linkray_site", "accounts", "audit"}
 # Project modules that are adapters (ORM, settings, I/O): never imported by the core.
 ADAPTER_MODULE_NAMES = {"models", "services", "selectors", "views", "api", "admin", "forms", "consumers", "runtime",
                         "tasks", "control", "polling", "settings", "asgi", "celery", "journal", "offline_store",
@@ -87,6 +91,17 @@ def test_pure_modules_import_no_framework_io_or_orm(module_path):
 def test_the_session_and_upstream_leg_import_no_django_or_channels(module_path):
     source = (ROOT / module_path).read_text(encoding="utf-8")
     assert violations(source, module_path, FORBIDDEN_IN_DJANGO_FREE) == []
+
+
+# The site simulator is an independent peer of LinkRay: no Django, and none of LinkRay's OCPP or
+# balancing code (it may use meters' register maps and simulated meter).
+FORBIDDEN_IN_SITESIM = {"django", "channels", "channels_redis", "asgiref", "celery", "gateway", "balancing", "linkray_site"}
+
+
+@pytest.mark.parametrize("module_path", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "sitesim").glob("*.py")))
+def test_the_site_simulator_imports_no_django_and_no_linkray_core(module_path):
+    source = (ROOT / module_path).read_text(encoding="utf-8")
+    assert violations(source, module_path, FORBIDDEN_IN_SITESIM) == []
 
 
 def test_the_core_modules_this_suite_relies_on_exist():
