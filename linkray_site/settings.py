@@ -168,6 +168,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "meters-poll-due": {"task": "meters.poll_due", "schedule": 1.0, "options": {"expires": 2.0}},
     "meters-prune-history": {"task": "meters.prune_history", "schedule": 3600.0},
     "audit-prune": {"task": "audit.prune", "schedule": 3600.0},
+    # Every second; the task itself keeps the site's control period (balancing.tasks).
+    "balancing-run-cycle": {"task": "balancing.run_cycle", "schedule": 1.0, "options": {"expires": 2.0}},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -270,6 +272,20 @@ LINKRAY_METER_CONFIG_RELOAD_S = env_float(ENV, "LINKRAY_METER_CONFIG_RELOAD_S", 
 LINKRAY_METER_HISTORY_BUCKET_S = env_int(ENV, "LINKRAY_METER_HISTORY_BUCKET_S", 10, minimum=1)
 LINKRAY_METER_HISTORY_RETENTION_H = env_float(ENV, "LINKRAY_METER_HISTORY_RETENTION_H", 48.0, minimum=1)
 
+# --- Balancing (site limits, per-charger settings and the control period live in the database)
+# An increase is sent at most this often per charger; reductions go out at once.
+LINKRAY_BALANCING_INCREASE_INTERVAL_S = env_float(ENV, "LINKRAY_BALANCING_INCREASE_INTERVAL_S", 5.0, minimum=0)
+# Changes smaller than this are not sent (no flooding, no oscillation); pause/resume always are.
+LINKRAY_BALANCING_DEADBAND_A = env_float(ENV, "LINKRAY_BALANCING_DEADBAND_A", 1.0, minimum=0)
+# Fairness and stability of the allocation (balancing.allocation): a charger that has run this long
+# yields to one waiting; a car drawing well under its limit this long after a raise lends the
+# rest; a charger paused this recently stays paused (no on/off when capacity hovers at a minimum).
+LINKRAY_BALANCING_ROTATION_PERIOD_S = env_float(ENV, "LINKRAY_BALANCING_ROTATION_PERIOD_S", 900.0, minimum=1)
+LINKRAY_BALANCING_LEND_AFTER_S = env_float(ENV, "LINKRAY_BALANCING_LEND_AFTER_S", 60.0, minimum=0)
+LINKRAY_BALANCING_RESUME_AFTER_S = env_float(ENV, "LINKRAY_BALANCING_RESUME_AFTER_S", 30.0, minimum=0)
+# How long a charger may take to answer LinkRay's SetChargingProfile before it counts as not controllable.
+LINKRAY_BALANCING_CALL_TIMEOUT_S = env_float(ENV, "LINKRAY_BALANCING_CALL_TIMEOUT_S", 10.0, minimum=0.1)
+
 # --- Process tuning (bench/relay.py measures these) ------------------------------------------
 LINKRAY_EVENT_LOOP = env_choice(ENV, "LINKRAY_EVENT_LOOP", "uvloop", ("uvloop", "asyncio"))
 
@@ -304,6 +320,7 @@ LINKRAY_EMBEDDED_TASKS = [
     "meters.loop.run_meter_polling",
     "meters.loop.run_history_pruning",
     "audit.retention.run_audit_pruning",
+    "balancing.loop.run_balancing",
 ]
 
 # The first run creates an "admin" user; its password is this, or generated and written to

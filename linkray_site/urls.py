@@ -12,5 +12,6 @@ urlpatterns = [
     path("api/", api.urls),
     path("audit/", include("audit.urls")),
     path("meters/", include("meters.urls")),
+    path("balancing/", include("balancing.urls")),
     path("", include("gateway.urls")),
 ]

@@ -30,6 +30,10 @@
   // A poll that hits the login page means the session ended: reload, so the whole page goes
   // to the login form (and comes back here afterwards) instead of a login form in a table.
   document.addEventListener("htmx:beforeSwap", function (event) {
-    if (event.detail.xhr.responseURL.indexOf("" + document.body.dataset.loginUrl + "") !== -1) { window.location.reload(); }
+    // Several live parts may poll at once: reload once, or the second reload aborts the first.
+    if (event.detail.xhr.responseURL.indexOf("" + document.body.dataset.loginUrl + "") !== -1) {
+      event.detail.shouldSwap = false;
+      if (!window.linkrayReloading) { window.linkrayReloading = true; window.location.reload(); }
+    }
   });
 })();

@@ -22,6 +22,7 @@ PURE_MODULES = [
     "gateway/offline.py",
     "gateway/charger_actions.py",
     "linkray_site/addresses.py",
+    "gateway/profiles.py",
     "balancing/allocation.py",
     "balancing/pacing.py",
     "meters/registers.py",
