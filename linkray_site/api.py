@@ -134,9 +134,13 @@ def _http_error(request, exc: HttpError):
 
 
 def _register_routers() -> None:
+    from balancing.api import router as balancing_router
     from gateway.api import router as gateway_router
+    from meters.api import router as meters_router
 
     api.add_router("", gateway_router)
+    api.add_router("", balancing_router)
+    api.add_router("", meters_router)
 
 
 _register_routers()

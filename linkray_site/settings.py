@@ -161,6 +161,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Each meter keeps its own interval: the task polls only the meters that are due.
     "meters-poll-due": {"task": "meters.poll_due", "schedule": 1.0, "options": {"expires": 2.0}},
     "meters-prune-history": {"task": "meters.prune_history", "schedule": 3600.0},
+    # Every second; the task itself keeps the site's control period (balancing.tasks).
+    "balancing-run-cycle": {"task": "balancing.run_cycle", "schedule": 1.0, "options": {"expires": 2.0}},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -234,6 +236,14 @@ LINKRAY_METER_CONFIG_RELOAD_S = env_float(ENV, "LINKRAY_METER_CONFIG_RELOAD_S", 
 LINKRAY_METER_HISTORY_BUCKET_S = env_int(ENV, "LINKRAY_METER_HISTORY_BUCKET_S", 10, minimum=1)
 LINKRAY_METER_HISTORY_RETENTION_H = env_float(ENV, "LINKRAY_METER_HISTORY_RETENTION_H", 48.0, minimum=1)
 
+# --- Balancing (site limits, per-charger settings and the control period live in the database)
+# An increase is sent at most this often per charger; reductions go out at once.
+LINKRAY_BALANCING_INCREASE_INTERVAL_S = env_float(ENV, "LINKRAY_BALANCING_INCREASE_INTERVAL_S", 5.0, minimum=0)
+# Changes smaller than this are not sent (no flooding, no oscillation); pause/resume always are.
+LINKRAY_BALANCING_DEADBAND_A = env_float(ENV, "LINKRAY_BALANCING_DEADBAND_A", 1.0, minimum=0)
+# How long a charger may take to answer LinkRay's SetChargingProfile before it counts as not controllable.
+LINKRAY_BALANCING_CALL_TIMEOUT_S = env_float(ENV, "LINKRAY_BALANCING_CALL_TIMEOUT_S", 10.0, minimum=0.1)
+
 # --- Process tuning (bench/relay.py measures these) ------------------------------------------
 LINKRAY_EVENT_LOOP = env_choice(ENV, "LINKRAY_EVENT_LOOP", "uvloop", ("uvloop", "asyncio"))
 
@@ -260,6 +270,7 @@ LINKRAY_EMBEDDED_TASKS = [
     "gateway.runtime.run_journal_pruning",
     "meters.loop.run_meter_polling",
     "meters.loop.run_history_pruning",
+    "balancing.loop.run_balancing",
 ]
 
 # The first run creates an "admin" user; its password is this, or generated and written to

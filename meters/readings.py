@@ -1,6 +1,6 @@
 """What a meter measured, how fresh it is, and its downsampled history.
 
-Pure: stdlib and gateway.state only; no Django, pymodbus, sockets, files or clock. Times are
+Pure: stdlib and linkray_site.electrical only; no Django, pymodbus, sockets, files or clock. Times are
 arguments (`now`, `measured_at`), aware UTC datetimes.
 """
 
@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from gateway.state import Phases
+from linkray_site.electrical import Phases
 
 PHASE_NAMES = ("l1", "l2", "l3")
 PER_PHASE_QUANTITIES = ("voltage_v", "current_a", "power_w")

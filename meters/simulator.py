@@ -18,7 +18,7 @@ from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from gateway.state import Phases
+from linkray_site.electrical import Phases
 from meters.registers import MeterMap, encode, plan_reads, sunspec_layout
 
 logger = logging.getLogger(__name__)

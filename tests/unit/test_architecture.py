@@ -14,11 +14,13 @@ ROOT = Path(__file__).resolve().parents[2]
 # are checked as soon as they do.
 PURE_MODULES = [
     "linkray_site/env.py",
+    "linkray_site/electrical.py",
     "gateway/frames.py",
     "gateway/messages.py",
     "gateway/state.py",
     "gateway/observe.py",
     "gateway/offline.py",
+    "gateway/profiles.py",
     "balancing/allocation.py",
     "balancing/pacing.py",
     "meters/registers.py",
@@ -101,8 +103,18 @@ def test_the_site_simulator_imports_no_django_and_no_linkray_core(module_path):
 
 
 def test_the_core_modules_this_suite_relies_on_exist():
-    core = {"linkray_site/env.py", "gateway/frames.py", "gateway/state.py", "gateway/observe.py", "gateway/offline.py"}
+    core = {"linkray_site/env.py", "linkray_site/electrical.py", "gateway/frames.py", "gateway/state.py",
+            "gateway/observe.py", "gateway/offline.py", "balancing/allocation.py", "balancing/pacing.py"}
     assert core <= set(existing(PURE_MODULES))
+
+
+def test_meters_take_electrical_types_from_linkray_site_not_from_the_gateway():
+    importers = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "meters").rglob("*.py"))
+        if any(module.startswith("gateway.state") for module in imported_modules(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT))))
+    ]
+    assert importers == []
 
 
 # --- the checker itself ----------------------------------------------------------------------

@@ -16,7 +16,7 @@ import signal
 from channels.db import database_sync_to_async
 from django.core.management.base import BaseCommand, CommandError
 
-from gateway.state import Phases
+from linkray_site.electrical import Phases
 from meters.catalog import catalog
 from meters.registers import PARITIES, SERIAL_BAUDRATES
 from meters.simulator import SimulatedMeter, SimulatedSite, bound_port, start_serial_server, start_tcp_server
