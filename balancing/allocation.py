@@ -52,7 +52,8 @@ How the site is shared
    fits in what is left after every charging car (taken in priority, then `charge_box_id` order),
    else 0. So a newly arriving car can start at its minimum without tripping anything, and
    capacity is never reserved away from cars that charge. `capacity_left_a` is reported before
-   these standby limits. In failsafe an idle charger gets the failsafe limit.
+   these standby limits (what the operator can still use); `standby_left_a` after them (what
+   pacing may leave unsent without any risk). In failsafe an idle charger gets the failsafe limit.
 9. Not controllable chargers: reason NOT_CONTROLLABLE, limit = their maximum (nothing is sent);
    without a configured maximum, the site's `grid_limit_a`.
 
@@ -148,6 +149,7 @@ class Allocation:
     capacity_left_a: float | None  # min over phases of (limit - margin - uncontrolled - allocated)
     failsafe: bool
     problems: tuple[str, ...] = ()  # bad inputs and the fallback taken, for the adapter to log
+    standby_left_a: float | None = None  # capacity_left_a after the idle chargers' standby limits
     _by_id: dict[str, ChargerAllocation] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -341,6 +343,7 @@ def allocate(
             results[index] = ChargerAllocation(charger.charge_box_id, 0.0, 0.0, cap_reason)
             continue
 
+        charging_since_s = _number(charger.charging_since_s)
         # Lending: a car drawing well under its limit, settled, keeps its draw plus a headroom.
         drawn_a = measured[phases[0]] if len(phases) == 1 else max(measured)
         if charger.suspended_by_ev:
@@ -350,7 +353,7 @@ def allocate(
             in_force_a = _number(charger.limit_a)
             settled_since_s = _number(charger.limit_since_s)
             if settled_since_s is None:
-                settled_since_s = _number(charger.charging_since_s)
+                settled_since_s = charging_since_s
             if (in_force_a is not None and settled_since_s is not None and now - settled_since_s >= lend_wait_s
                     and drawn_a < in_force_a - LEND_BELOW_LIMIT_A):
                 demand_a = max(min_a, drawn_a + LEND_HEADROOM_A)
@@ -358,7 +361,6 @@ def allocate(
             entry.cap_a, entry.cap_reason = demand_a, Reason.LENT
 
         # Rotation order (see the module's docstring, point 5).
-        charging_since_s = _number(charger.charging_since_s)
         paused_since_s = _number(charger.paused_since_s)
         running = charging_since_s is not None and (paused_since_s is None or charging_since_s > paused_since_s)
         if running and now - charging_since_s < period_s:
@@ -411,8 +413,10 @@ def allocate(
         results[entry.index] = ChargerAllocation(entry.charge_box_id, limit_a,
                                                  limit_a * phase_counts[entry.index] * voltage_v, Reason.IDLE)
 
+    standby_left_a = min(min(capacity[phase] - allocated[phase] for phase in range(3)),
+                         (capacity[_POWER_CAP] - allocated[_POWER_CAP]) / 3.0)
     return Allocation(tuple(results), limit_in_force_a, limit_reason, uncontrolled,  # type: ignore[arg-type]
-                      capacity_left_a, False, tuple(problems))
+                      capacity_left_a, False, tuple(problems), standby_left_a)
 
 
 def _serve_level(level: list[_Charger], capacity: list[float], allocated: list[float]) -> None:
@@ -531,8 +535,7 @@ def _valid_wiring(wiring: object, length: int) -> bool:
             return False
         wiring = tuple(wiring)
     try:
-        # (True, False, 2) == (1, 0, 2): booleans are refused by type below.
-        return wiring in _VALID_WIRINGS[length] and all(type(phase) is int for phase in wiring)
+        return wiring in _VALID_WIRINGS[length]  # (a bool member counts as 0 or 1, as Python does)
     except TypeError:  # unhashable members
         return False
 

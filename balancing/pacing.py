@@ -16,9 +16,9 @@ Rules, per charger:
 - In `force` (reconnect, reboot, new transaction) or never sent before: sent.
 - Unchanged: not sent.
 - A change under `deadband_a` is not sent, except a change to or from 0 (pause, resume). A small
-  reduction is only skipped while the skipped excess stays within the allocation's
-  `capacity_left_a` (summed over every skipped charger, so even if they all load the same phase);
-  the rest are sent. In failsafe (no `capacity_left_a`) every reduction is sent.
+  reduction is only skipped while the skipped excess stays within the allocation's headroom
+  (`standby_left_a`, else `capacity_left_a`; summed over every skipped charger, so even if they
+  all load the same phase); the rest are sent. In failsafe (no headroom) every reduction is sent.
 - A reduction goes out at once.
 - An increase goes out at most once per `increase_interval_s` after the charger's last send; until
   then it waits (the next cycle's allocation will ask again).
@@ -77,7 +77,7 @@ def plan_sends(
             increases.append(charger)
 
     # Small reductions may wait while what they leave above their allocation fits in the headroom.
-    headroom_a = allocation.capacity_left_a
+    headroom_a = allocation.standby_left_a if allocation.standby_left_a is not None else allocation.capacity_left_a
     skipped_a = 0.0
     for excess_a, _, charger in sorted(small_reductions, key=lambda item: (item[0], item[1])):
         if headroom_a is not None and skipped_a + excess_a <= headroom_a + _EPSILON:

@@ -171,6 +171,32 @@ def test_equal_priorities_sharing_the_same_phases_get_within_1_a_of_each_other(g
         assert max(running) - min(running) <= 1.0
 
 
+@settings(max_examples=300)
+@given(sites, grid_readings, fleets())
+def test_a_fair_share_below_an_equal_priority_neighbour_is_held_by_a_full_phase_or_power_cap(site, grid, chargers):
+    """Equal priorities end within 1 A of each other unless a cap stops one: a charger on its fair
+    share that is more than 1 A below another of its priority has a full phase (or kW cap)."""
+    allocation = allocate(site, grid, chargers, now_s=NOW_S)
+    limit_a = min(site.grid_limit_a, site.setpoint_a if site.setpoint_a is not None else math.inf)
+    wanting = [(charger, result) for charger, result in controlled_running(chargers, allocation)
+               if charger.wants_current]
+    left = [limit_a - site.margin_a - allocation.uncontrolled_a[phase] for phase in range(3)]
+    for charger, result in wanting:
+        for phase, load_a in enumerate(site_load_a(charger, result.limit_a)):
+            left[phase] -= load_a
+    caps_kw = [cap for cap in (site.grid_limit_kw, site.setpoint_kw) if cap is not None]
+    sum_left = (min(caps_kw) * 1000.0 / V - 3 * site.margin_a - sum(allocation.uncontrolled_a)
+                - sum(sum(site_load_a(charger, result.limit_a)) for charger, result in wanting)) if caps_kw else math.inf
+    slack_a = 0.1 * (len(chargers) + 1)  # rounding each limit down to 0.1 A
+    for charger, result in wanting:
+        if result.reason != Reason.FAIR_SHARE:
+            continue
+        best = max((other.limit_a for peer, other in wanting if peer.priority == charger.priority), default=0.0)
+        if best > result.limit_a + 1.0:
+            phases = charger.wiring if charger.kind != "dc" else (0, 1, 2)
+            assert min(left[phase] for phase in phases) <= slack_a or sum_left <= 3 * slack_a
+
+
 @settings(max_examples=200)
 @given(sites, st.none() | grid_readings, fleets(), st.randoms(use_true_random=False))
 def test_the_same_inputs_give_the_same_allocation_whatever_their_order(site, grid, chargers, random):
@@ -379,6 +405,7 @@ def test_an_idle_charger_gets_its_minimum_only_from_what_charging_cars_leave():
                      now_s=NOW_S)
     assert (roomy.for_charger("IDLE").limit_a, roomy.for_charger("IDLE").reason) == (6.0, Reason.IDLE)
     assert roomy.capacity_left_a == pytest.approx(12.0)
+    assert roomy.standby_left_a == pytest.approx(6.0)
     full = allocate(site, (0.0, 0.0, 0.0), [charging("A"), ChargerInput("IDLE", "ac3", (0, 1, 2))], now_s=NOW_S)
     assert full.for_charger("A").limit_a == 32.0
     assert (full.for_charger("IDLE").limit_a, full.for_charger("IDLE").reason) == (0.0, Reason.IDLE)

@@ -45,6 +45,12 @@ def test_a_small_reduction_waits_while_the_headroom_covers_it():
     assert names(plan_sends(allocation_of(("A", 15.5), capacity_left_a=0.2), sent, now_s=NOW_S)) == ["A"]
 
 
+def test_the_headroom_for_small_reductions_leaves_out_what_idle_chargers_hold_in_standby():
+    chargers = (ChargerAllocation("A", 15.5, 0.0, Reason.FAIR_SHARE),)
+    allocation = Allocation(chargers, 32.0, "site limit", (0.0, 0.0, 0.0), 6.2, False, standby_left_a=0.2)
+    assert names(plan_sends(allocation, {"A": SentLimit(16.0, 0.0)}, now_s=NOW_S)) == ["A"]
+
+
 def test_small_reductions_together_beyond_the_headroom_are_sent():
     sent = {"A": SentLimit(16.0, 0.0), "B": SentLimit(16.0, 0.0), "C": SentLimit(16.0, 0.0)}
     allocation = allocation_of(("A", 15.6), ("B", 15.5), ("C", 15.2), capacity_left_a=1.0)
