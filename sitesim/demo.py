@@ -612,6 +612,7 @@ class DemoRun:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_requested.wait(), max(0.01, wait_s))
         self.say(self.status_line())
+        self.stop_requested.set()  # the end: drivers still tapping give up
 
     def handle(self, kind: str, subject) -> None:
         if kind == "arrive":

@@ -26,6 +26,8 @@ PURE_MODULES = [
     "meters/registers.py",
     "sitesim/profiles.py",
     "sitesim/car.py",
+    "sitesim/scenario.py",
+    "sitesim/report.py",
 ]
 # Django-free asyncio: given its legs, it may use sockets (upstream) but not the framework.
 DJANGO_FREE_MODULES = ["gateway/session.py", "gateway/upstream.py"]
