@@ -803,6 +803,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return 130
+    if report.interrupted:  # stopped early: cars that had just arrived may have had nothing yet
+        return 0 if report.within_reaction_bound and report.billing.billed_exactly_once else 1
     return 0 if report.ok else 1
 
 
