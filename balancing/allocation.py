@@ -5,8 +5,8 @@ seconds). Same inputs, same output; ties are broken by `charge_box_id`.
 
 Public API
 ----------
-- `allocate(site, grid_current_a, chargers, *, now_s, rotation_period_s=900.0, lend_after_s=60.0)
-  -> Allocation`
+- `allocate(site, grid_current_a, chargers, *, now_s, rotation_period_s=900.0, lend_after_s=60.0,
+  resume_after_s=30.0) -> Allocation`
 - `SiteLimits`, `ChargerInput` (inputs), `Allocation`, `ChargerAllocation` (output), `Reason`.
 - `Allocation.for_charger(charge_box_id) -> ChargerAllocation | None`.
 - `LEND_BELOW_LIMIT_A`, `LEND_HEADROOM_A`: the lending thresholds (see below).
@@ -37,17 +37,21 @@ How the site is shared
    chargers that have run for `rotation_period_s` or more (the one charging longest last). So a
    charger that has had its period yields to the one waiting longest; nobody flaps within a period.
    The control side keeps `charging_since_s` (set when LinkRay's limit goes from 0 to > 0) and
-   `paused_since_s` (set when it goes to 0).
+   `paused_since_s` (set when it goes to 0). A charger LinkRay paused less than `resume_after_s`
+   ago stays paused (reason PAUSED_IN_ROTATION if its minimum would fit): when the free capacity
+   hovers around a minimum, a car is not switched on and off every cycle.
 6. The admitted chargers share the rest by water-filling: one level rises for all of them; each
    stays within [minimum, min(maximum, CSMS cap, demand)]; a charger stops rising when it reaches
    its cap or when a phase it loads (or the kW cap) is full, and what it leaves flows to the
    others. Equal priorities therefore end up equal unless a cap or a full phase stops one.
 7. Lending. A car that draws well under its limit (max over its phases `< limit_a -
-   LEND_BELOW_LIMIT_A`) and whose limit has been in force for `lend_after_s` (not ramping;
-   `limit_since_s`, or `charging_since_s` when that is unknown) is capped at its draw +
+   LEND_BELOW_LIMIT_A`) and whose limit was last raised `lend_after_s` ago or more (not ramping;
+   `limit_raised_at_s`, or `charging_since_s` when that is unknown) is capped at its draw +
    `LEND_HEADROOM_A` (at least its minimum); a car `suspended_by_ev` is capped at its minimum. The
    rest goes to others. When it draws within `LEND_BELOW_LIMIT_A` of its lent limit, the cap is
-   lifted and it gets its fair share back the next cycle. Reason LENT when that cap binds.
+   lifted and it gets its fair share back the next cycle. Reason LENT when that cap binds. The
+   control side sets `limit_raised_at_s` only when it raises a limit, so lending (a reduction)
+   does not restart the wait and a lent car stays lent while its draw stays low.
 8. Idle chargers (controlled, no transaction): reason IDLE, limit = their minimum when that still
    fits in what is left after every charging car (taken in priority, then `charge_box_id` order),
    else 0. So a newly arriving car can start at its minimum without tripping anything, and
@@ -129,7 +133,8 @@ class ChargerInput:
     charging_since_s: float | None = None  # when it last got current (for rotation), monotonic seconds
     paused_since_s: float | None = None  # when LinkRay last paused it
     min_power_w: float | None = None  # DC minimum power; None: min_current_a * 3 * V
-    limit_since_s: float | None = None  # when `limit_a` came into force (lending waits for the ramp)
+    limit_raised_at_s: float | None = None  # when LinkRay last RAISED its limit (lending waits for the ramp);
+    #                                         a reduction (lending itself) leaves it unchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,13 +199,15 @@ def _non_negative(value: object, name: str, fallback: float | None, problems: li
 class _Charger:
     """One controlled charger that wants current, in the units the filling works in."""
 
-    __slots__ = ("index", "charge_box_id", "resources", "min_a", "cap_a", "cap_reason", "limit_a", "state",
-                 "priority", "rotation_group", "rotation_key", "fits_alone")
+    __slots__ = ("index", "charge_box_id", "order_id", "resources", "min_a", "cap_a", "cap_reason", "limit_a", "state",
+                 "priority", "rotation_group", "rotation_key", "fits_alone", "held")
 
     def __init__(self, index: int, charge_box_id: str, resources: tuple[tuple[int, float], ...], min_a: float,
                  cap_a: float, cap_reason: Reason) -> None:
         self.index = index
         self.charge_box_id = charge_box_id
+        # Ties are broken by charge_box_id; a non-text one (bad input) must not break the sort.
+        self.order_id = charge_box_id if type(charge_box_id) is str else repr(charge_box_id)
         self.resources = resources  # (resource index, A of it per A of limit)
         self.min_a = min_a
         self.cap_a = cap_a
@@ -211,6 +218,7 @@ class _Charger:
         self.rotation_group = 0
         self.rotation_key = 0.0
         self.fits_alone = False
+        self.held = False  # paused too recently to resume (no on/off flapping)
 
 
 def _floor_tenth(current_a: float) -> float:
@@ -228,6 +236,7 @@ def allocate(
     now_s: float,
     rotation_period_s: float = 900.0,
     lend_after_s: float = 60.0,
+    resume_after_s: float = 30.0,
 ) -> Allocation:
     problems: list[str] = []
     voltage_v = _number(site.nominal_voltage_v)
@@ -262,6 +271,8 @@ def allocate(
     period_s = period_s if period_s is not None and period_s >= 0 else 900.0
     lend_wait_s = _number(lend_after_s)
     lend_wait_s = lend_wait_s if lend_wait_s is not None and lend_wait_s >= 0 else 60.0
+    resume_wait_s = _number(resume_after_s)
+    resume_wait_s = resume_wait_s if resume_wait_s is not None and resume_wait_s >= 0 else 30.0
     now = _number(now_s)
     if now is None:
         problems.append(f"now_s={now_s!r}: not a number, using 0.0")
@@ -336,7 +347,7 @@ def allocate(
 
         entry = _Charger(index, charger.charge_box_id, _RESOURCES[phases], min_a, cap_a, cap_reason)
         if not charger.wants_current:
-            idle.append((-_priority(charger.priority), charger.charge_box_id, entry))
+            idle.append((-_priority(charger.priority), entry.order_id, entry))
             continue
         if cap_a < min_a - _EPSILON:
             # The CSMS (or its maximum) allows less than its minimum: it cannot run.
@@ -351,7 +362,7 @@ def allocate(
         else:
             demand_a = math.inf
             in_force_a = _number(charger.limit_a)
-            settled_since_s = _number(charger.limit_since_s)
+            settled_since_s = _number(charger.limit_raised_at_s)
             if settled_since_s is None:
                 settled_since_s = charging_since_s
             if (in_force_a is not None and settled_since_s is not None and now - settled_since_s >= lend_wait_s
@@ -369,6 +380,7 @@ def allocate(
             entry.rotation_group, entry.rotation_key = 2, -charging_since_s
         else:
             entry.rotation_group, entry.rotation_key = 1, paused_since_s if paused_since_s is not None else now
+            entry.held = paused_since_s is not None and now - paused_since_s < resume_wait_s
         entry.priority = _priority(charger.priority)
         wanting.append(entry)
 
@@ -421,11 +433,11 @@ def allocate(
 
 def _serve_level(level: list[_Charger], capacity: list[float], allocated: list[float]) -> None:
     """Admit the level's chargers at their minimum in rotation order, then water-fill the rest."""
-    level.sort(key=lambda entry: (entry.rotation_group, entry.rotation_key, entry.charge_box_id))
+    level.sort(key=lambda entry: (entry.rotation_group, entry.rotation_key, entry.order_id))
     reserved = list(allocated)
     admitted: list[_Charger] = []
     for entry in level:
-        if _fits(entry, entry.min_a, capacity, reserved):  # reserved >= allocated: it fits alone too
+        if not entry.held and _fits(entry, entry.min_a, capacity, reserved):  # reserved >= allocated: fits alone
             entry.fits_alone = True
             for resource, weight in entry.resources:
                 reserved[resource] += weight * entry.min_a
@@ -455,8 +467,8 @@ def _water_fill(admitted: list[_Charger], capacity: list[float], allocated: list
         for resource, weight in entry.resources:
             base[resource] += weight * entry.min_a
             users[resource].append(entry)
-    joining = sorted(admitted, key=lambda entry: (entry.min_a, entry.charge_box_id))
-    capping = sorted(admitted, key=lambda entry: (entry.cap_a, entry.charge_box_id))
+    joining = sorted(admitted, key=lambda entry: (entry.min_a, entry.order_id))
+    capping = sorted(admitted, key=lambda entry: (entry.cap_a, entry.order_id))
     full = [False, False, False, False]
     next_join = next_cap = 0
     t = 0.0

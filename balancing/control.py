@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from balancing.allocation import Allocation, ChargerAllocation, ChargerInput, allocate
+from balancing.allocation import Allocation, ChargerAllocation, ChargerInput, SiteLimits, allocate
 from balancing.models import ChargerBalancing, Setpoint, SiteSettings
 from balancing.selectors import active_setpoint, site_limits
 from balancing.pacing import SentLimit, plan_sends
@@ -63,6 +63,8 @@ class Snapshot:
     site: SiteSettings
     setpoint: Setpoint | None
     chargers: list[ChargerSnapshot]
+    # Balancing switched off while LinkRay's profile is still on the charger: to be released.
+    released: list[ChargerSnapshot] = field(default_factory=list)
 
 
 @dataclass
@@ -98,7 +100,12 @@ def load_snapshot(now: datetime, live_states: dict[str, ChargerState]) -> Snapsh
         if state is None and charger.state and charger.charger_connected:
             state = ChargerState.from_dict({**charger.state, "charge_box_id": charger.charge_box_id})
         chargers.append(ChargerSnapshot(balancing, state, connected))
-    return Snapshot(site, active_setpoint(now), chargers)
+    released = []
+    for balancing in ChargerBalancing.objects.select_related("charger").filter(
+        charger__balancing_enabled=False, charger__charger_connected=True, sent_limit__isnull=False
+    ):
+        released.append(ChargerSnapshot(balancing, live_states.get(balancing.charger.charge_box_id), True))
+    return Snapshot(site, active_setpoint(now), chargers, released)
 
 
 def _live_states() -> dict[str, ChargerState]:
@@ -172,7 +179,7 @@ def charger_input(snapshot: ChargerSnapshot, site: SiteSettings, now: datetime) 
         csms_cap_a=cap_a,
         charging_since_s=_seconds(balancing.charging_since_at),
         paused_since_s=_seconds(balancing.paused_since_at),
-        limit_since_s=_seconds(balancing.sent_at),
+        limit_raised_at_s=_seconds(balancing.limit_raised_at),
     )
 
 
@@ -187,6 +194,9 @@ async def run_cycle(now: datetime) -> CycleResult:
     """One control cycle. Never raises for a charger's misbehaviour; a database failure does
     (the caller logs it and goes on)."""
     snapshot = await database_sync_to_async(load_snapshot)(now, _live_states())
+    for charger in snapshot.released:
+        if charger.charge_box_id not in _in_flight or _in_flight[charger.charge_box_id].done():
+            _in_flight[charger.charge_box_id] = asyncio.ensure_future(_release(charger))
     site = snapshot.site
     reading = meter_selectors.grid_reading(now)
     grid_current_a = reading.current_a.as_tuple() if reading is not None else None
@@ -195,7 +205,7 @@ async def run_cycle(now: datetime) -> CycleResult:
         return CycleResult(None, site.control_period_s, skipped_reason="site limit not set")
     present = [charger for charger in snapshot.chargers if charger.connected and charger.state is not None]
     inputs = [charger_input(charger, site, now) for charger in present]
-    allocation = allocate(site_limits(site, snapshot.setpoint), grid_current_a, inputs, now_s=now.timestamp())
+    allocation = _allocate(site_limits(site, snapshot.setpoint), grid_current_a, inputs, now)
     for problem in allocation.problems:
         logger.warning("balancing_input_problem %s", problem)
     if allocation.failsafe and inputs:
@@ -215,11 +225,11 @@ async def run_cycle(now: datetime) -> CycleResult:
     retry = {c.charge_box_id for c in present if not c.balancing.controllable and c.balancing.sent_key != keys[c.charge_box_id]}
     if retry:
         await database_sync_to_async(_mark_controllable)(retry)
-        allocation = allocate(
+        allocation = _allocate(
             site_limits(site, snapshot.setpoint),
             grid_current_a,
             [_with_controllable(i) if i.charge_box_id in retry else i for i in inputs],
-            now_s=now.timestamp(),
+            now,
         )
     to_send = plan_sends(
         allocation,
@@ -249,6 +259,18 @@ async def run_cycle(now: datetime) -> CycleResult:
             charge_box_id, accepted = task.result()
             (result.sent if accepted else result.refused).append(charge_box_id)
     return result
+
+
+def _allocate(site: SiteLimits, grid_current_a, inputs: list[ChargerInput], now: datetime) -> Allocation:
+    return allocate(
+        site,
+        grid_current_a,
+        inputs,
+        now_s=now.timestamp(),
+        rotation_period_s=settings.LINKRAY_BALANCING_ROTATION_PERIOD_S,
+        lend_after_s=settings.LINKRAY_BALANCING_LEND_AFTER_S,
+        resume_after_s=settings.LINKRAY_BALANCING_RESUME_AFTER_S,
+    )
 
 
 def _profile_lost(charger: ChargerSnapshot) -> bool:
@@ -327,6 +349,26 @@ async def _send_limit(charger: ChargerSnapshot, decision: ChargerAllocation, key
     return charge_box_id, True
 
 
+async def _release(charger: ChargerSnapshot) -> None:
+    """Balancing was switched off: remove LinkRay's own profile (by its id: nothing of the
+    CSMS's is touched), so the charger is limited by the CSMS alone again."""
+    charge_box_id = charger.charge_box_id
+    try:
+        answer = await commands.send_call(
+            charge_box_id,
+            "ClearChargingProfile",
+            {"id": profiles.BALANCING_PROFILE_ID},
+            timeout_s=settings.LINKRAY_BALANCING_CALL_TIMEOUT_S,
+        )
+    except commands.CommandError as error:
+        logger.warning("balancing_release_failed charge_box_id=%s error=%s", charge_box_id, error)
+        return
+    logger.info("balancing_released charge_box_id=%s status=%s", charge_box_id, answer.get("status"))
+    await database_sync_to_async(ChargerBalancing.objects.filter(pk=charger.balancing.pk).update)(
+        sent_limit=None, sent_unit="", sent_at=None, sent_key="", limit_a=None, limit_w=None, reason="balancing off"
+    )
+
+
 async def _configuration(charger: ChargerSnapshot, key: str, timeout_s: float) -> tuple[int | None, tuple[str, ...] | None]:
     """ChargeProfileMaxStackLevel and the allowed rate units: from the model, else asked once per
     connection (a charger that will not tell gets the conservative defaults)."""
@@ -368,6 +410,8 @@ def _record_sent(balancing: ChargerBalancing, decision: ChargerAllocation, unit:
         fields.update(charging_since_at=now, paused_since_at=None)
     elif decision.limit_a == 0 and (previous is None or previous > 0):
         fields.update(paused_since_at=now)
+    if previous is None or decision.limit_a > previous:
+        fields.update(limit_raised_at=now)  # lending waits for the car to ramp after a raise only
     ChargerBalancing.objects.filter(pk=balancing.pk).update(**fields)
 
 

@@ -121,6 +121,7 @@ class ChargerBalancing(models.Model):
     # > 0 -> 0, and when the limit now in force was sent.
     charging_since_at = models.DateTimeField(null=True, blank=True, editable=False)
     paused_since_at = models.DateTimeField(null=True, blank=True, editable=False)
+    limit_raised_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = verbose_name_plural = "charger balancing"

@@ -118,3 +118,21 @@ def charger_balancing_view(charger: Charger) -> dict[str, Any]:
 def charger_balancing_by_id(charge_box_id: str) -> dict[str, Any] | None:
     charger = Charger.objects.filter(charge_box_id=charge_box_id).first()
     return charger_balancing_view(charger) if charger is not None else None
+
+
+def balanced_chargers() -> list[dict[str, Any]]:
+    """Every charger with balancing on, with its last decision (dashboard's site panel)."""
+    rows = []
+    for charger in Charger.objects.filter(balancing_enabled=True).select_related("balancing").order_by("charge_box_id"):
+        balancing = getattr(charger, "balancing", None)
+        rows.append(
+            {
+                "charge_box_id": charger.charge_box_id,
+                "connected": charger.charger_connected,
+                "kind": balancing.kind if balancing else "",
+                "limit_a": balancing.limit_a if balancing else None,
+                "reason": (balancing.reason if balancing else "") or "no decision yet",
+                "controllable": balancing.controllable if balancing else True,
+            }
+        )
+    return rows

@@ -14,6 +14,7 @@ acknowledged) needs the control loop and lives with it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import random
 import statistics
 import sys
@@ -56,7 +57,7 @@ def fleet(size: int, seed: int = 8) -> list[ChargerInput]:
             csms_cap_a=rng.choice([None, None, None, 10.0, 20.0]),
             charging_since_s=rng.choice([None, rng.uniform(0, NOW_S)]),
             paused_since_s=rng.choice([None, rng.uniform(0, NOW_S)]),
-            limit_since_s=rng.uniform(0, NOW_S),
+            limit_raised_at_s=rng.uniform(0, NOW_S),
         ))
     return chargers
 
@@ -84,11 +85,123 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+# --- closed-loop reaction (the control loop's section) ---------------------------------------
+#
+#     .venv/bin/python bench/balancing.py --closed-loop [--chargers 50] [--steps 5]
+#
+# `manage.py serve` (embedded) as a subprocess with a simulated SDM630 grid meter and N simulated
+# chargers (the `ocpp` package, obeying their profiles after 0.3 s), all 3-phase AC, max 32 A,
+# behind a 63 A * N/4 fuse. Each step raises the base load so that every charger must get a lower
+# limit; the time measured runs from the step (the meter's values change) to the last charger
+# having received and accepted its new, lower LinkRay limit. Target: under 1 s plus the meter poll.
+
+CLOSED_LOOP_POLL_S = 0.5
+
+
+async def closed_loop(chargers: int, steps: int) -> list[float]:
+    import json
+    import tempfile
+    import urllib.request
+
+    from gateway.profiles import BALANCING_PROFILE_ID
+    from tests.peers.csms import CsmsServer
+    from tests.peers.linkray import LinkRayProcess
+    from tests.peers.site import Site
+    from tests.peers.waiting import wait_for
+
+    token = "bench-token"
+
+    def api(linkray, method, path, body):
+        request = urllib.request.Request(
+            f"{linkray.http_url}/api{path}", data=json.dumps(body).encode(), method=method,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"{}")
+
+    def limit_of(charger):
+        for profile in charger.peer.profiles:
+            if profile.get("charging_profile_id") == BALANCING_PROFILE_ID:
+                return float(profile["charging_schedule"]["charging_schedule_period"][0]["limit"])
+        return None
+
+    fuse_a = 16.0 * chargers + 20.0
+    site = Site(base_current_a=(10.0, 10.0, 10.0))
+    await site.meter.start()
+    csms = await CsmsServer().start()
+    data_dir = Path(tempfile.mkdtemp(prefix="linkray-bench-balancing-"))
+    linkray = LinkRayProcess(
+        {
+            "LINKRAY_CSMS_URL": csms.url,
+            "LINKRAY_API_TOKEN": token,
+            "LINKRAY_METER_CONFIG_RELOAD_S": "0.5",
+            "LINKRAY_BALANCING_INCREASE_INTERVAL_S": "0.5",
+            "LINKRAY_BALANCING_RESUME_AFTER_S": "2",
+            "LINKRAY_LOG_LEVEL": "warning",
+        },
+        data_dir,
+    ).start()
+    durations = []
+    try:
+        await asyncio.to_thread(api, linkray, "POST", "/meters", {
+            "name": "grid", "model": "sdm630", "transport": "tcp", "host": "127.0.0.1", "port": site.meter.port,
+            "unit_id": 1, "role": "grid", "poll_interval_s": CLOSED_LOOP_POLL_S, "stale_after_s": 3})
+        await asyncio.to_thread(api, linkray, "PUT", "/site", {"grid_limit_a": fuse_a})
+        for index in range(chargers):
+            await asyncio.to_thread(api, linkray, "PUT", f"/chargers/BENCH{index:03d}/balancing", {"enabled": True, "kind": "ac3", "max_current_a": 32})
+        for index in range(chargers):
+            charger = await site.add_charger(linkray.url, f"BENCH{index:03d}")
+            await charger.start_charging()
+        await wait_for(lambda: all(limit_of(c) is not None for c in site.chargers) and max(site.grid_current_a()) <= fuse_a,
+                       timeout=120, what="settled")
+        base = 10.0
+        for _ in range(steps):
+            await asyncio.sleep(3)  # settle
+            before = {c.charge_box_id: limit_of(c) for c in site.chargers}
+            base += 3.0 * chargers
+            started = time.perf_counter()
+            site.set_base(base, base, base)
+            await wait_for(lambda: all(limit_of(c) is not None and limit_of(c) < before[c.charge_box_id] for c in site.chargers),
+                           timeout=60, what="every charger cut", interval=0.005)
+            durations.append(time.perf_counter() - started)
+            # back down so the next step starts from full shares again
+            base -= 3.0 * chargers
+            site.set_base(base, base, base)
+            await wait_for(lambda: all(limit_of(c) is not None and limit_of(c) >= before[c.charge_box_id] - 0.1 for c in site.chargers),
+                           timeout=60, what="back up")
+    finally:
+        await site.close()
+        linkray.stop()
+        await csms.stop()
+    return durations
+
+
+def main_closed_loop(chargers: int, steps: int) -> int:
+    import asyncio as _asyncio
+
+    durations = _asyncio.run(closed_loop(chargers, steps))
+    target_s = 1.0 + CLOSED_LOOP_POLL_S
+    print(f"closed loop, {chargers} chargers, meter poll {CLOSED_LOOP_POLL_S} s, charger delay 0.3 s: load step -> all new limits accepted")
+    print("steps (s): " + ", ".join(f"{value:.2f}" for value in durations))
+    median_s = statistics.median(durations)
+    print(f"median {median_s:.2f} s, max {max(durations):.2f} s; target under {target_s:.1f} s (1 s + the meter poll): "
+          f"{'PASS' if median_s < target_s else 'MISS'}")
+    return 0 if median_s < target_s else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--sizes", default="10,100,1000,10000")
+    parser.add_argument("--closed-loop", action="store_true", help="measure the closed-loop reaction instead")
+    parser.add_argument("--chargers", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=5)
     arguments = parser.parse_args()
+    if arguments.closed_loop:
+        import os
+
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "linkray_site.settings")
+        return main_closed_loop(arguments.chargers, arguments.steps)
     sizes = [int(size) for size in arguments.sizes.split(",")]
     print(f"allocate(): median and p99 over repeats; target: {TARGET_SIZE:,} chargers under {TARGET_S * 1000:.0f} ms")
     print(f"{'chargers':>9} {'repeats':>8} {'median ms':>10} {'p99 ms':>9} {'per charger us':>15}  target")

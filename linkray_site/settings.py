@@ -241,6 +241,12 @@ LINKRAY_METER_HISTORY_RETENTION_H = env_float(ENV, "LINKRAY_METER_HISTORY_RETENT
 LINKRAY_BALANCING_INCREASE_INTERVAL_S = env_float(ENV, "LINKRAY_BALANCING_INCREASE_INTERVAL_S", 5.0, minimum=0)
 # Changes smaller than this are not sent (no flooding, no oscillation); pause/resume always are.
 LINKRAY_BALANCING_DEADBAND_A = env_float(ENV, "LINKRAY_BALANCING_DEADBAND_A", 1.0, minimum=0)
+# Fairness and stability of the allocation (balancing.allocation): a charger that has run this long
+# yields to one waiting; a car drawing well under its limit this long after a raise lends the
+# rest; a charger paused this recently stays paused (no on/off when capacity hovers at a minimum).
+LINKRAY_BALANCING_ROTATION_PERIOD_S = env_float(ENV, "LINKRAY_BALANCING_ROTATION_PERIOD_S", 900.0, minimum=1)
+LINKRAY_BALANCING_LEND_AFTER_S = env_float(ENV, "LINKRAY_BALANCING_LEND_AFTER_S", 60.0, minimum=0)
+LINKRAY_BALANCING_RESUME_AFTER_S = env_float(ENV, "LINKRAY_BALANCING_RESUME_AFTER_S", 30.0, minimum=0)
 # How long a charger may take to answer LinkRay's SetChargingProfile before it counts as not controllable.
 LINKRAY_BALANCING_CALL_TIMEOUT_S = env_float(ENV, "LINKRAY_BALANCING_CALL_TIMEOUT_S", 10.0, minimum=0.1)
 

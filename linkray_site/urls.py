@@ -10,5 +10,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", api.urls),
     path("meters/", include("meters.urls")),
+    path("balancing/", include("balancing.urls")),
     path("", include("gateway.urls")),
 ]

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from channels.db import database_sync_to_async
 from django.db import transaction
 from django.utils import timezone
-from ninja import Router
+from ninja import Router, Status
 from ninja.errors import HttpError
 
 from accounts.roles import ADMINISTER
@@ -130,7 +130,7 @@ async def meter_create(request, body: MeterIn):
         meter = await database_sync_to_async(save_meter)(principal, Meter(), body.model_dump(exclude_unset=True))
     except InvalidMeter as error:
         return _invalid(request, error)
-    return 201, meter_dict(meter)
+    return Status(201, meter_dict(meter))
 
 
 @router.put("/meters/{meter_id}", response={200: dict[str, Any], 400: FieldErrorsOut, 403: ErrorOut, 404: ErrorOut}, summary="Change a meter")
@@ -151,4 +151,4 @@ async def meter_remove(request, meter_id: int):
     principal = require(request, ADMINISTER)
     if not await database_sync_to_async(delete_meter)(principal, meter_id):
         raise HttpError(404, f"unknown meter {meter_id}")
-    return 204, None
+    return Status(204, None)

@@ -214,6 +214,24 @@ async def test_chargers_with_balancing_off_or_not_connected_get_nothing(chargers
     assert (await ChargerBalancing.objects.aget(charger=gone)).reason == "not connected"
 
 
+async def test_switching_balancing_off_removes_only_linkray_s_own_profile(chargers):
+    await site_async()
+    charger = await charger_async("CP-A")
+    grid_async(0, 0, 0)
+    await cycle()
+    await Charger.objects.filter(pk=charger.pk).aupdate(balancing_enabled=False)
+    chargers.calls.clear()
+    await cycle(NOW + timedelta(seconds=1))
+    for task in list(control._in_flight.values()):
+        await task
+    assert chargers.calls == [("CP-A", "ClearChargingProfile", {"id": profiles.BALANCING_PROFILE_ID})]
+    row = await ChargerBalancing.objects.aget(charger=charger)
+    assert row.sent_limit is None and row.reason == "balancing off"
+    chargers.calls.clear()
+    await cycle(NOW + timedelta(seconds=2))
+    assert chargers.calls == []
+
+
 async def test_no_site_limit_means_no_balancing(chargers):
     await charger_async("CP-A")
     grid_async(0, 0, 0)

@@ -117,7 +117,8 @@ class ChargerPeer(ChargePoint):
 class ConnectedCharger:
     """A ChargerPeer with its socket and reader task; use as an async context manager."""
 
-    def __init__(self, url: str, charge_box_id: str, *, headers=None, subprotocols=("ocpp1.6",)):
+    def __init__(self, url: str, charge_box_id: str, *, headers=None, subprotocols=("ocpp1.6",), peer_class=None):
+        self.peer_class = peer_class or ChargerPeer
         self.url = url.rstrip("/") + "/" + charge_box_id
         self.charge_box_id = charge_box_id
         self.headers = headers
@@ -133,7 +134,7 @@ class ConnectedCharger:
         self.websocket = await websockets.connect(
             self.url, subprotocols=self.subprotocols, additional_headers=self.headers, compression=None, open_timeout=20
         )
-        self.peer = ChargerPeer(self.charge_box_id, RecordingConnection(self.websocket, self.received, self.sent, self.log), response_timeout=20)
+        self.peer = self.peer_class(self.charge_box_id, RecordingConnection(self.websocket, self.received, self.sent, self.log), response_timeout=20)
         self.peer.setup()
         self._task = asyncio.create_task(self._run())
         return self

@@ -323,6 +323,17 @@ def test_the_charger_paused_longest_gets_the_freed_place_first():
     assert [result.limit_a for result in allocation.chargers] == [0.0, 0.0, 10.0]
 
 
+def test_a_charger_paused_moments_ago_does_not_resume_before_the_resume_delay():
+    paused = charging("PAUSED", charging_since_s=0.0, paused_since_s=NOW_S - 10)
+    held = allocate(SiteLimits(grid_limit_a=32), (0.0, 0.0, 0.0), [paused, charging("OTHER")], now_s=NOW_S,
+                    resume_after_s=30.0)
+    assert (held.for_charger("PAUSED").limit_a, held.for_charger("PAUSED").reason) == (0.0, Reason.PAUSED_IN_ROTATION)
+    assert held.for_charger("OTHER").limit_a == 32.0
+    resumed = allocate(SiteLimits(grid_limit_a=32), (0.0, 0.0, 0.0), [paused, charging("OTHER")], now_s=NOW_S + 20,
+                       resume_after_s=30.0)
+    assert resumed.for_charger("PAUSED").limit_a == 16.0
+
+
 def test_higher_priority_is_served_first():
     chargers = [charging("LOW", priority=0), charging("HIGH", priority=1, max_current_a=20)]
     allocation = allocate(SiteLimits(grid_limit_a=30), (0.0, 0.0, 0.0), chargers, now_s=NOW_S)
@@ -332,26 +343,33 @@ def test_higher_priority_is_served_first():
 
 def test_a_car_drawing_well_under_its_limit_lends_the_rest_and_gets_it_back_when_it_ramps_up():
     site = SiteLimits(grid_limit_a=32)
-    slow = dict(limit_a=16.0, charging_since_s=0.0, limit_since_s=0.0)
+    slow = dict(limit_a=16.0, charging_since_s=0.0, limit_raised_at_s=0.0)
     lending = allocate(site, (20.0, 20.0, 20.0), [
         charging("SLOW", measured_current_a=(5.0, 5.0, 5.0), **slow),
-        charging("FAST", measured_current_a=(15.5, 15.5, 15.5), limit_a=16.0, charging_since_s=0.0, limit_since_s=0.0),
+        charging("FAST", measured_current_a=(15.5, 15.5, 15.5), limit_a=16.0, charging_since_s=0.0, limit_raised_at_s=0.0),
     ], now_s=NOW_S)
     assert lending.for_charger("SLOW").limit_a == 5.0 + LEND_HEADROOM_A
     assert lending.for_charger("SLOW").reason == Reason.LENT
     assert lending.for_charger("FAST").limit_a == 32.0 - 8.0
     # Next cycle the slow car draws near its lent limit: it gets its fair share back.
     ramped = allocate(site, (23.5, 23.5, 23.5), [
-        charging("SLOW", measured_current_a=(7.5, 7.5, 7.5), limit_a=8.0, charging_since_s=0.0, limit_since_s=0.0),
-        charging("FAST", measured_current_a=(16.0, 16.0, 16.0), limit_a=24.0, charging_since_s=0.0, limit_since_s=NOW_S),
+        charging("SLOW", measured_current_a=(7.5, 7.5, 7.5), limit_a=8.0, charging_since_s=0.0, limit_raised_at_s=0.0),
+        charging("FAST", measured_current_a=(16.0, 16.0, 16.0), limit_a=24.0, charging_since_s=0.0, limit_raised_at_s=NOW_S),
     ], now_s=NOW_S + 1)
     assert ramped.for_charger("SLOW").limit_a == 16.0
     assert ramped.for_charger("SLOW").reason == Reason.FAIR_SHARE
 
 
+def test_a_lent_car_stays_lent_while_its_draw_stays_low():
+    allocation = allocate(SiteLimits(grid_limit_a=32), (5.0, 5.0, 5.0), [
+        charging("SLOW", measured_current_a=(5.0, 5.0, 5.0), limit_a=8.0, charging_since_s=0.0, limit_raised_at_s=0.0),
+    ], now_s=NOW_S + 1)
+    assert (allocation.chargers[0].limit_a, allocation.chargers[0].reason) == (8.0, Reason.LENT)
+
+
 def test_a_car_still_ramping_after_a_raise_is_not_lent_from():
     allocation = allocate(SiteLimits(grid_limit_a=32), (2.0, 2.0, 2.0), [
-        charging("RAMPING", measured_current_a=(2.0, 2.0, 2.0), limit_a=32.0, charging_since_s=0.0, limit_since_s=NOW_S - 5),
+        charging("RAMPING", measured_current_a=(2.0, 2.0, 2.0), limit_a=32.0, charging_since_s=0.0, limit_raised_at_s=NOW_S - 5),
     ], now_s=NOW_S)
     assert allocation.chargers[0].limit_a == 32.0
 
@@ -490,6 +508,14 @@ def test_bad_charger_input_gets_a_safe_fallback_and_a_problem_not_a_crash(bad):
     result = allocation.chargers[0]
     assert result.limit_a == 0.0 or 6.0 <= result.limit_a <= 22.0
     assert allocation.problems or "kind" not in bad
+
+
+def test_charge_box_ids_that_are_not_text_do_not_break_the_ordering():
+    chargers = [ChargerInput(None, "ac3", (0, 1, 2), wants_current=True),  # type: ignore[arg-type]
+                ChargerInput(7, "ac3", (0, 1, 2), wants_current=True),  # type: ignore[arg-type]
+                charging("A"), ChargerInput(None, "ac1", (0,)), ChargerInput("B", "ac1", (1,))]  # type: ignore[arg-type]
+    allocation = allocate(SiteLimits(grid_limit_a=30), (0.0, 0.0, 0.0), chargers, now_s=NOW_S)
+    assert [result.limit_a for result in allocation.chargers[:3]] == [10.0, 10.0, 10.0]
 
 
 def test_a_bad_site_limit_pauses_everyone_and_says_why():
