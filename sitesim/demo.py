@@ -60,6 +60,15 @@ MIN_REACTION_DELAY_S = 0.05
 MIN_METER_VALUE_INTERVAL_S = 1.0
 STATUS_INTERVAL_S = 2.0
 BILLING_WAIT_S = 30.0
+# LinkRay's balancing policy durations, in site time, scaled by --speed so fairness plays out as on
+# a real site: (environment variable, LinkRay's default s, floor in wall s). The floors keep them
+# above LinkRay's real control period and meter poll, which are not scaled.
+SCALED_POLICY_S = (
+    ("LINKRAY_BALANCING_ROTATION_PERIOD_S", 900.0, 5.0),  # a charger that ran this long yields
+    ("LINKRAY_BALANCING_RESUME_AFTER_S", 30.0, 2.0),  # a paused charger stays paused this long
+    ("LINKRAY_BALANCING_LEND_AFTER_S", 60.0, 2.0),  # unused capacity is lent after this long
+    ("LINKRAY_BALANCING_INCREASE_INTERVAL_S", 5.0, 1.0),  # raises per charger at most this often
+)
 _LISTENING = re.compile(r"LinkRay listening on http://[^:]+:(\d+)/")
 
 
@@ -281,6 +290,11 @@ class LinkRayApi:
             return status, raw.decode("utf-8", errors="replace")[:500]
 
 
+def scaled_policy_env(speed: float) -> dict[str, str]:
+    """LinkRay's policy durations at `speed` (wall seconds, never under their floors)."""
+    return {name: f"{max(floor_s, default_s / speed):g}" for name, default_s, floor_s in SCALED_POLICY_S}
+
+
 def balancing_requests(scenario: Scenario, meter_port: int) -> list[tuple[str, str, dict]]:
     """The configuration an installer would script: (method, path, body), in order."""
     site = scenario.site
@@ -470,6 +484,7 @@ class DemoRun:
                 "LINKRAY_ORPHAN_REPLAY_AFTER_S": "5",
                 "LINKRAY_ORPHAN_CHECK_INTERVAL_S": "1",
                 "LINKRAY_LOG_LEVEL": os.environ.get("LINKRAY_LOG_LEVEL", "info"),
+                **scaled_policy_env(self.speed),
             },
             python=self.options.python,
             port=self.options.port,

@@ -18,6 +18,7 @@ from sitesim.demo import (
     find_scenario,
     load_scenario,
     parse_args,
+    scaled_policy_env,
     scenario_names,
 )
 
@@ -99,3 +100,16 @@ def test_linkray_is_configured_as_issue_8s_api_describes():
     rotated = by_path["/api/chargers/DEPOT-AC-2/balancing"]
     assert rotated["phases"] == ["L2", "L3", "L1"] and rotated["max_current_a"] == 32 and rotated["rate_unit"] == "A"
     assert len(by_path) == len(scenario.chargers)
+
+
+def test_linkrays_fairness_durations_run_at_the_demos_speed_but_never_under_their_floors():
+    assert scaled_policy_env(1) == {
+        "LINKRAY_BALANCING_ROTATION_PERIOD_S": "900",
+        "LINKRAY_BALANCING_RESUME_AFTER_S": "30",
+        "LINKRAY_BALANCING_LEND_AFTER_S": "60",
+        "LINKRAY_BALANCING_INCREASE_INTERVAL_S": "5",
+    }
+    fast = scaled_policy_env(60)
+    assert fast["LINKRAY_BALANCING_ROTATION_PERIOD_S"] == "15"
+    assert fast["LINKRAY_BALANCING_RESUME_AFTER_S"] == "2" and fast["LINKRAY_BALANCING_INCREASE_INTERVAL_S"] == "1"
+    assert scaled_policy_env(10_000)["LINKRAY_BALANCING_ROTATION_PERIOD_S"] == "5"
