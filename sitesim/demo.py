@@ -382,6 +382,7 @@ class DemoRun:
         self.say = options.say
         self.stop_requested = asyncio.Event()
         self.interrupted = False
+        self.hurry = False
         self.started_at_s: float | None = None  # time.monotonic() at scenario time 0
         self.token = secrets.token_urlsafe(24)
         self.password = secrets.token_urlsafe(9)
@@ -460,10 +461,15 @@ class DemoRun:
         return report
 
     def request_stop(self, why: str = "quit") -> None:
+        """The first request ends the scenario (report, then a clean stop); a second one while
+        stopping skips the wait for LinkRay to hand the CSMS its billing messages."""
         if not self.stop_requested.is_set():
             self.say(f"Stopping ({why})...")
             self.interrupted = True
             self.stop_requested.set()
+        elif not self.hurry:
+            self.say(f"Stopping now ({why} again): not waiting for the CSMS to get everything")
+            self.hurry = True
 
     async def start(self) -> None:
         scenario = self.scenario
@@ -710,7 +716,7 @@ class DemoRun:
         if self.started_at_s is not None and not billing.billed_exactly_once:
             self.say("Waiting for LinkRay to hand the CSMS every billing message...")
             deadline = time.monotonic() + BILLING_WAIT_S
-            while time.monotonic() < deadline and not billing.billed_exactly_once:
+            while time.monotonic() < deadline and not billing.billed_exactly_once and not self.hurry:
                 await asyncio.sleep(0.25)
                 billing = self._billing()
         outcomes = [

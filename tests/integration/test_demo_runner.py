@@ -9,9 +9,13 @@ import sys
 
 import pytest
 
+from tests.peers.waiting import wait_for
+
 from sitesim.demo import (
     ROOT,
     DemoAlreadyRunning,
+    DemoOptions,
+    DemoRun,
     DemoError,
     DemoLock,
     balancing_requests,
@@ -113,3 +117,38 @@ def test_linkrays_fairness_durations_run_at_the_demos_speed_but_never_under_thei
     assert fast["LINKRAY_BALANCING_ROTATION_PERIOD_S"] == "15"
     assert fast["LINKRAY_BALANCING_RESUME_AFTER_S"] == "2" and fast["LINKRAY_BALANCING_INCREASE_INTERVAL_S"] == "1"
     assert scaled_policy_env(10_000)["LINKRAY_BALANCING_ROTATION_PERIOD_S"] == "5"
+
+
+async def test_the_o_key_takes_the_csms_offline_and_back_and_q_stops_the_demo(tmp_path):
+    lines: list[str] = []
+    run = DemoRun(DemoOptions(data_dir=tmp_path, say=lines.append), load_scenario("solar-noon"))
+    await run.site.csms.start()
+    try:
+        run.on_key("o")
+        await wait_for(lambda: not run.site.csms.online, 10, "the CSMS offline")
+        run.on_key("o")
+        await wait_for(lambda: run.site.csms.online, 10, "the CSMS back online")
+        assert any("CSMS OFFLINE" in line for line in lines) and any("CSMS back ONLINE" in line for line in lines)
+        run.on_key("x")
+        assert lines[-1] == "keys: o = CSMS offline/online, q = quit"
+        run.on_key("q")
+        assert run.stop_requested.is_set() and run.interrupted and not run.hurry
+        run.on_key("q")  # again while stopping: do not wait for the CSMS
+        assert run.hurry
+    finally:
+        await run.site.csms.stop()
+
+
+async def test_typed_lines_work_as_keys_when_the_input_is_not_a_terminal(tmp_path, monkeypatch):
+    read_fd, write_fd = os.pipe()
+    monkeypatch.setattr(sys, "stdin", os.fdopen(read_fd))
+    run = DemoRun(DemoOptions(data_dir=tmp_path, say=lambda line: None), load_scenario("solar-noon"))
+    stop_listening = run.listen_to_console()
+    assert stop_listening is not None
+    try:
+        os.write(write_fd, b"q\n")
+        await wait_for(run.stop_requested.is_set, 5, "q read from the input")
+    finally:
+        stop_listening()
+        os.close(write_fd)
+        sys.stdin.close()
