@@ -76,6 +76,10 @@ class DemoError(Exception):
     """The demo cannot start; the message says why and what to do."""
 
 
+class DemoStopped(DemoError):
+    """Stopped (Ctrl-C, SIGTERM, q) before the scenario began: nothing to report."""
+
+
 class DemoAlreadyRunning(DemoError):
     def __init__(self, pid: int, lock_path: Path):
         super().__init__(
@@ -227,10 +231,13 @@ class LinkRayServer:
             )
         return self
 
-    def wait_listening(self, timeout_s: float = 90.0) -> LinkRayServer:
-        """Block until serve prints its address (the port it picked)."""
+    def wait_listening(self, timeout_s: float = 90.0, stopped: Callable[[], bool] = lambda: False) -> LinkRayServer:
+        """Block until serve prints its address (the port it picked); DemoStopped as soon as
+        `stopped()` says so."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if stopped():
+                raise DemoStopped("stopped while LinkRay was starting")
             match = _LISTENING.search(self.log())
             if match:
                 self.port = int(match[1])
@@ -497,7 +504,7 @@ class DemoRun:
         )
         self.say("Starting LinkRay (manage.py serve)...")
         self.linkray.spawn()
-        await asyncio.to_thread(self.linkray.wait_listening)
+        await asyncio.to_thread(self.linkray.wait_listening, 90.0, self.stop_requested.is_set)
         self.linkray_pid = self.linkray.process.pid
         self.ports["linkray"] = self.linkray.port
         api = LinkRayApi(self.linkray.http_url, self.token)
@@ -505,6 +512,8 @@ class DemoRun:
         if self.balancing != "on":
             self.say(f"Balancing {self.balancing}")
         self.site.linkray_url = self.linkray.ocpp_url
+        if self.stop_requested.is_set():
+            raise DemoStopped("stopped before the chargers connected")
         await self.site.connect_chargers(timeout_s=30)
         self.say("")
         self.say(f"  Dashboard:  {self.linkray.http_url}/")
@@ -819,6 +828,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     try:
         report = asyncio.run(run_demo(options))
+    except DemoStopped as error:
+        print(f"demo: {error}; everything it started is stopped", file=sys.stderr)
+        return 130
     except DemoError as error:
         print(f"demo: {error}", file=sys.stderr)
         return 2

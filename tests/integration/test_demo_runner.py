@@ -19,6 +19,7 @@ from sitesim.demo import (
     DemoError,
     DemoLock,
     balancing_requests,
+    configure_linkray,
     find_scenario,
     load_scenario,
     parse_args,
@@ -152,3 +153,28 @@ async def test_typed_lines_work_as_keys_when_the_input_is_not_a_terminal(tmp_pat
         stop_listening()
         os.close(write_fd)
         sys.stdin.close()
+
+
+class AnsweringApi:
+    """LinkRay's API as the demo sees it: every request answered with one status."""
+
+    def __init__(self, status: int, answer: object):
+        self.status, self.answer = status, answer
+        self.requests: list[tuple[str, str]] = []
+
+    def request(self, method, path, body=None):
+        self.requests.append((method, path))
+        return self.status, self.answer
+
+
+def test_a_linkray_without_the_balancing_api_still_runs_the_demo_and_says_balancing_is_off():
+    api = AnsweringApi(404, {"detail": "Not Found"})
+    outcome = configure_linkray(api, load_scenario("solar-noon"), 15020, say=lambda line: None)
+    assert outcome.startswith("off: this LinkRay has no balancing API yet")
+    assert api.requests == [("PUT", "/api/site")]
+
+
+def test_linkray_refusing_the_configuration_stops_the_demo_with_its_answer():
+    api = AnsweringApi(400, {"error": "invalid input", "fields": {"grid_limit_a": "must be more than 0"}})
+    with pytest.raises(DemoError, match=r"LinkRay refused PUT /api/site .*400 .*grid_limit_a"):
+        configure_linkray(api, load_scenario("solar-noon"), 15020, say=lambda line: None)
