@@ -8,7 +8,6 @@ Ctrl-C test runs `python -m sitesim.demo` as a subprocess, as `make demo` does."
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import socket

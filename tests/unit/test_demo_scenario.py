@@ -10,12 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sitesim.scenario import (
+    CurvePoint,
     ScenarioError,
     curve_factor,
     parse_duration_s,
     parse_moment_s,
     parse_scenario,
-    CurvePoint,
 )
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "sitesim" / "scenarios").glob("*.toml"))
@@ -202,6 +202,6 @@ def test_a_bad_duration_is_a_scenario_error(text):
 )
 def test_the_base_load_is_always_finite_and_never_negative(levels, at_s):
     steps = "".join(f"[[base_load.steps]]\nat = {600 * (index + 1)}\ncurrent_a = [{a}, {b}, {c}]\n" for index, (a, b, c) in enumerate(levels))
-    parsed = scenario('[base_load]\ncurve = [["00:00", 0.5], ["12:00", 1.5]]\n' + steps.replace("[[base_load.steps]]", "[[base_load.steps]]"))
+    parsed = scenario('[base_load]\ncurve = [["00:00", 0.5], ["12:00", 1.5]]\n' + steps)
     load = parsed.base_load_a(at_s)
     assert all(math.isfinite(value) and value >= 0 for value in load)
