@@ -30,6 +30,8 @@ PURE_MODULES = [
     "sitesim/car.py",
     "accounts/roles.py",
     "accounts/throttle.py",
+    "sitesim/scenario.py",
+    "sitesim/report.py",
 ]
 # Django-free asyncio: given its legs, it may use sockets (upstream) but not the framework.
 DJANGO_FREE_MODULES = ["gateway/session.py", "gateway/upstream.py"]
