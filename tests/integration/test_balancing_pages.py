@@ -3,14 +3,18 @@ balancing form, the admin's charger list and its audited bulk actions."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.test import Client
+from django.utils import timezone
 
 from audit.models import AuditEntry
-from balancing.models import ChargerBalancing, SiteSettings
+from balancing.models import ChargerBalancing, Setpoint, SiteSettings
 from gateway.models import Charger
+from gateway.templatetags.site_time import format_site_time
 from meters import live
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +50,15 @@ def test_the_site_panel_says_when_the_failsafe_holds_the_chargers(admin_client):
     assert 'id="site-failsafe"' in html and "no grid meter" in html
     assert "40.0 A" in html
     assert "CP-1" in html and "failsafe" in html
+
+
+def test_the_site_panel_shows_the_setpoints_end_in_the_one_site_time_format(admin_client, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    SiteSettings.objects.create(pk=1, grid_limit_a=40)
+    Setpoint.objects.create(max_import_a=20, valid_until=timezone.now() + timedelta(hours=1), set_by="token:ems", set_at=timezone.now())
+    setpoint = Setpoint.objects.get()
+    html = admin_client.get("/balancing/site/panel/").content.decode()
+    assert f"until {format_site_time(setpoint.valid_until)} (token:ems)" in html
 
 
 def test_the_site_panel_asks_for_a_limit_before_anything_else(admin_client):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings
@@ -18,6 +19,7 @@ from accounts import services
 from accounts.models import ApiToken
 from audit.models import AuditEntry
 from gateway.models import Charger, GatewaySettings
+from gateway.templatetags.site_time import format_site_time
 from meters.models import Meter
 
 pytestmark = pytest.mark.django_db
@@ -229,6 +231,28 @@ def test_the_audit_page_filters_and_exports_the_same_entries(site):
     assert lines[0] == "at,actor,actor_kind,address,action,target,before,after,outcome"
     assert len(lines) == 2 and "charger.settings.update" in lines[1] and "operator-person" in lines[1]
     assert client.get("/audit/", {"since": "yesterday"}).status_code == 400
+
+
+def test_the_audit_and_token_pages_show_times_in_the_one_site_format(site, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    created = services.create_token(services.COMMAND_LINE, "ems", "setpoint").token
+    ApiToken.objects.filter(pk=created.pk).update(created_at=datetime(2026, 3, 1, 12, 0, 5, tzinfo=UTC))
+    tokens_html = logged_in("administrator").get("/accounts/tokens/").content.decode()
+    assert "2026-03-01 13:00:05" in tokens_html  # Berlin time, with seconds, as on every page
+    entry = last("token.create")
+    audit_html = logged_in("viewer").get("/audit/").content.decode()
+    assert format_site_time(entry.at) in audit_html
+
+
+def test_the_audit_and_token_tables_become_labelled_cards_on_a_phone(site):
+    services.create_token(services.COMMAND_LINE, "ems", "setpoint")
+    client = logged_in("administrator")
+    audit_html = client.get("/audit/").content.decode()
+    assert 'id="audit-entries" class="stack"' in audit_html
+    for label in ("When", "Who", "From", "Action", "Target", "Before", "After", "Outcome"):
+        assert f'data-label="{label}"' in audit_html
+    tokens_html = client.get("/accounts/tokens/").content.decode()
+    assert 'id="tokens" class="stack"' in tokens_html and 'data-label="Last used"' in tokens_html
 
 
 def test_the_audit_log_cannot_be_changed_in_the_admin(site):
