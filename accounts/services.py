@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
@@ -64,7 +65,7 @@ def _check_role(role: str, roles) -> None:
 def _check_password(password: str, user) -> None:
     try:
         password_validation.validate_password(password, user)
-    except Exception as error:  # django.core.exceptions.ValidationError
+    except ValidationError as error:
         messages = getattr(error, "messages", [str(error)])
         raise AccountError("password", " ".join(messages)) from None
 
@@ -82,6 +83,10 @@ def create_user(principal: Principal, username: str, role: str, password: str) -
     username = username.strip()
     if not username or len(username) > 150:
         raise AccountError("username", "a user name of 1 to 150 characters is required")
+    try:
+        User.username_validator(username)
+    except ValidationError:
+        raise AccountError("username", "a user name may hold only letters, digits and @ . + - _") from None
     if User.objects.filter(username=username).exists():
         raise AccountError("username", f"user {username!r} already exists")
     user = User(username=username)

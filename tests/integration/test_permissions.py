@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
-from django.core.management import call_command
+from django.core.management import CommandError, call_command, load_command_class
 from django.test import Client
 from django.utils import timezone
 
@@ -467,6 +467,27 @@ def test_adduser_generates_a_password_and_is_audited():
     assert user.check_password(password) and user.groups.filter(name="operator").exists()
     entry = last("user.create")
     assert (entry.actor, entry.target, entry.after) == ("manage.py", "user:otto", {"username": "otto", "role": "operator", "active": True})
+
+
+def test_adduser_refuses_a_user_name_with_spaces_or_markup_and_adds_nobody():
+    with pytest.raises(CommandError, match="username: a user name may hold only letters"):
+        call_command("adduser", "a b/<x>", "--role", "viewer", stdout=io.StringIO())
+    assert not User.objects.filter(username="a b/<x>").exists()
+    response = Client().post(
+        "/api/users",
+        {"username": "x y", "role": "viewer", "password": PASSWORD},
+        content_type="application/json",
+        **bearer(settings.LINKRAY_API_TOKEN),
+    )
+    assert response.status_code == 400 and set(response.json()["fields"]) == {"username"}
+
+
+def test_adduser_help_explains_the_roles_the_password_and_gives_examples():
+    parser = load_command_class("accounts", "adduser").create_parser("manage.py", "adduser")
+    text = parser.format_help()
+    for words in ("viewer ", "operator ", "administrator ", "--password-stdin", "prints it once", "examples:"):
+        assert words in text
+    assert "  viewer         reads everything" in text  # the roles table keeps its layout
 
 
 def test_adduser_reads_the_password_from_stdin_and_validates_it(monkeypatch):

@@ -7,20 +7,52 @@ from __future__ import annotations
 
 import secrets
 import sys
+from argparse import RawDescriptionHelpFormatter
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 
 from accounts import services
 from accounts.roles import ROLES
 
 
+ROLE_HELP = """\
+roles (Django groups; the page, the admin and the API enforce the same rights):
+  viewer         reads everything: pages, API, audit log
+  operator       also per-charger balancing, site limits, setpoints, actions on chargers
+  administrator  also users, API tokens, the CSMS URL, meters, security settings
+
+The password must pass the password rules (at least 8 characters, not common, not like
+the user name, not all digits). The new user and who added them go to the audit log.
+
+examples:
+  manage.py adduser olga --role operator
+      generates a password and prints it once
+  printf '%s\\n' "$PASSWORD" | manage.py adduser ems-installer --role viewer --password-stdin
+      takes the password from the first line of stdin (nothing is printed)"""
+
+
+class _HelpFormatter(DjangoHelpFormatter, RawDescriptionHelpFormatter):
+    """Django's order of options, with the epilog's lines and indents kept."""
+
+
 class Command(BaseCommand):
-    help = "Add a user with a role (viewer, operator or administrator)."
+    help = "Add a person who logs in to the page, the admin and the API, with one role."
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        kwargs.setdefault("epilog", ROLE_HELP)
+        return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
-        parser.add_argument("username")
-        parser.add_argument("--role", required=True, choices=list(ROLES))
-        parser.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+        parser.add_argument("username", help="the login name (1 to 150 characters: letters, digits and @.+-_)")
+        parser.add_argument(
+            "--role", required=True, choices=list(ROLES), help="what the person may do (see roles below)"
+        )
+        parser.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="read the password from the first line of stdin instead of generating one",
+        )
 
     def handle(self, *args, username: str, role: str, password_stdin: bool, **options):
         if password_stdin:
