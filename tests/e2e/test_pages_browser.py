@@ -21,11 +21,17 @@ UPDATE_TIMEOUT_MS = 15_000
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1366, "height": 800}
 SCROLL_WIDTH = "document.scrollingElement.scrollWidth"
+ADMIN_PASSWORD = "e2e-admin-password-8"
+
+
+async def assert_fits(page, path: str, width_px: int) -> None:
+    width = await page.evaluate(SCROLL_WIDTH)
+    assert width <= width_px, f"{path} is {width} px wide on a {width_px} px phone"
 
 
 async def start_site(stack, exits: AsyncExitStack):
     await stack.start_csms()
-    linkray = stack.start_linkray(env={"LINKRAY_METER_CONFIG_RELOAD_S": "0.2"})
+    linkray = stack.start_linkray(env={"LINKRAY_METER_CONFIG_RELOAD_S": "0.2", "LINKRAY_ADMIN_PASSWORD": ADMIN_PASSWORD})
     for script in (CREATE_USERS, CREATE_METER):
         result = stack.manage("shell", "-c", script)
         assert result.returncode == 0, result.stderr
@@ -56,16 +62,41 @@ async def test_every_page_fits_a_390_px_phone_without_sideways_scrolling(stack):
             "/sessions/",
             "/meters/",
             "/meters/1/",
-            "/meters/add/",
-            "/settings/gateway/",
+            "/audit/",
+            "/accounts/password/",
+            "/balancing/site/",
         ):
             await browser.goto(path)
             await page.wait_for_load_state("networkidle")
-            width = await page.evaluate(SCROLL_WIDTH)
-            assert width <= PHONE["width"], f"{path} is {width} px wide on a {PHONE['width']} px phone"
+            await assert_fits(page, path, PHONE["width"])
         # The header keeps every link reachable (it wraps instead of overflowing).
-        for name in ("Dashboard", "Sessions", "Meters", "Settings"):
+        for name in ("Dashboard", "Sessions", "Meters", "Audit log", "Password"):
             await expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
+        # The audit log is one card per entry: its last column is on the screen, not scrolled away.
+        await browser.goto("/audit/")
+        after = await page.locator("#audit-entries td.after").first.bounding_box()
+        assert after is not None and after["x"] + after["width"] <= PHONE["width"]
+
+        # The administrator's own pages too (an operator gets 403 there).
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Log out").click()
+        await browser.log_in("admin", ADMIN_PASSWORD)
+        for path in ("/meters/add/", "/settings/gateway/"):
+            response = await browser.goto(path)
+            assert response.status == 200, path
+            await page.wait_for_load_state("networkidle")
+            await assert_fits(page, path, PHONE["width"])
+        for name in ("Settings", "API tokens", "Admin"):
+            await expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
+        await browser.goto("/accounts/tokens/")
+        await page.get_by_label("Name").fill("energy-management-system-in-the-basement-plant-room")
+        await page.get_by_label("Role").select_option("setpoint")
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Create token").click()
+        await expect(page.locator("#new-token")).to_be_visible()
+        await assert_fits(page, "/accounts/tokens/", PHONE["width"])
+        revoke = await page.locator("#tokens").get_by_role("button", name="Revoke").bounding_box()
+        assert revoke is not None and revoke["x"] + revoke["width"] <= PHONE["width"]
         assert browser.blocked_requests == []
 
 
