@@ -22,6 +22,12 @@ PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1366, "height": 800}
 SCROLL_WIDTH = "document.scrollingElement.scrollWidth"
 ADMIN_PASSWORD = "e2e-admin-password-8"
+BALANCE_THE_SITE = (
+    "from balancing.models import SiteSettings\n"
+    "from gateway.models import Charger\n"
+    "SiteSettings.objects.update_or_create(pk=1, defaults={'grid_limit_a': 63})\n"
+    "Charger.objects.exclude(charge_box_id__startswith='DC-').update(balancing_enabled=True)\n"
+)
 
 
 async def assert_fits(page, path: str, width_px: int) -> None:
@@ -53,6 +59,15 @@ async def test_every_page_fits_a_390_px_phone_without_sideways_scrolling(stack):
         await browser.log_in("operator", PASSWORDS["operator"])
         if stack.kind == "embedded":  # scale-out polls meters in Celery, which this stack does not run
             await wait_for(lambda: "meter_unavailable" in linkray.log(), 15, "the meter's error")
+        # The dashboard's site panel with its table of balanced chargers (held at the failsafe:
+        # the grid meter does not answer).
+        result = stack.manage("shell", "-c", BALANCE_THE_SITE)
+        assert result.returncode == 0, result.stderr
+        await browser.goto("/")
+        await expect(page.locator("#site-allocations")).to_contain_text(CHARGERS[0], timeout=UPDATE_TIMEOUT_MS)
+        await assert_fits(page, "/ with the site panel", PHONE["width"])
+        why = await page.locator("#site-allocations tbody tr").first.locator("td").last.bounding_box()
+        assert why is not None and why["x"] + why["width"] <= PHONE["width"]
         for path in (
             "/",
             f"/chargers/{CHARGERS[0]}/",
