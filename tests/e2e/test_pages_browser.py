@@ -128,6 +128,22 @@ async def test_the_meters_list_with_a_long_error_fits_a_laptop_screen(stack):
         assert await browser.page.evaluate(SCROLL_WIDTH) <= LAPTOP["width"]
 
 
+async def test_the_dashboard_table_fits_a_laptop_screen_with_an_offline_charger(stack):
+    async with AsyncExitStack() as exits:
+        linkray, _ = await start_site(stack, exits)
+        browser = await exits.enter_async_context(chromium(linkray.http_url))
+        page = browser.page
+        await page.set_viewport_size(LAPTOP)
+        await browser.log_in("viewer", PASSWORDS["viewer"])
+        offline_row = page.locator(f'#chargers tr[data-charge-box-id="{OFFLINE_CHARGER}"]')
+        await expect(offline_row.locator(".csms-leg")).to_contain_text("charger offline", timeout=UPDATE_TIMEOUT_MS)
+        # Every column on the screen: the table does not scroll inside its box.
+        overflow = await page.evaluate(
+            "(() => { const box = document.querySelector('#chargers').parentElement; return box.scrollWidth - box.clientWidth; })()"
+        )
+        assert overflow <= 0, f"the chargers table is {overflow} px wider than a {LAPTOP['width']} px screen's page"
+
+
 async def test_a_viewer_sees_no_action_on_a_charger_and_a_forged_action_is_refused(stack):
     async with AsyncExitStack() as exits:
         linkray, chargers = await start_site(stack, exits)
