@@ -56,6 +56,13 @@ class SessionLogin(APIKeyCookie):
 
     param_name = "sessionid"
 
+    def _get_key(self, request: HttpRequest) -> str | None:
+        # No session cookie: a caller with no credentials at all, who gets 401 "authentication
+        # required" like every anonymous caller, not a 403 about a CSRF token it never needed.
+        if self.param_name not in request.COOKIES:
+            return None
+        return super()._get_key(request)
+
     async def authenticate(self, request: HttpRequest, key: str | None) -> Principal | None:
         user = await request.auser()
         return await database_sync_to_async(principal_for_user)(user, client_address(request))

@@ -67,6 +67,17 @@ def test_a_session_write_without_the_csrf_token_is_refused():
     assert client.get("/api/chargers").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("post", "/api/chargers/CP1/calls"), ("put", "/api/site"), ("put", "/api/site/setpoint"), ("delete", "/api/tokens/1")],
+)
+def test_an_anonymous_write_without_any_cookie_is_401_not_a_csrf_refusal(method, path):
+    client = Client(enforce_csrf_checks=True)  # as a script or curl without credentials calls it
+    response = getattr(client, method)(path, {}, content_type="application/json")
+    assert response.status_code == 401
+    assert response.json() == {"error": "authentication required"}
+
+
 def test_a_viewer_reads_but_cannot_send_calls():
     user = User.objects.create_user("viewer", password="a-long-passphrase-1")
     user.groups.add(Group.objects.get(name="viewer"))
