@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from accounts.access import request_principal
+from accounts.admin import RightsAdminMixin
+from accounts.roles import OPERATE, WRITE_SETPOINT
 from audit.services import changed, record
 from balancing import services
 from balancing.forms import CHARGER_FIELDS, SITE_FIELDS
@@ -14,15 +16,16 @@ from gateway.admin import ChargerAdmin
 from gateway.models import Charger
 
 
+# The same rights as the site page and the API (accounts.roles): every role reads, operators
+# change site limits and per-charger balancing, setpoints are cleared with the setpoint right.
 @admin.register(SiteSettings)
-class SiteSettingsAdmin(admin.ModelAdmin):
+class SiteSettingsAdmin(RightsAdminMixin, admin.ModelAdmin):
+    change_right = add_right = OPERATE
+    delete_right = None
     list_display = ["__str__", *SITE_FIELDS]
 
-    def has_add_permission(self, request) -> bool:
-        return not SiteSettings.objects.exists()
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    def has_add_permission(self, request, *args) -> bool:
+        return super().has_add_permission(request) and not SiteSettings.objects.exists()
 
     def save_model(self, request, obj, form, change):
         before = services.site_dict(SiteSettings.objects.get(pk=obj.pk)) if change else None
@@ -33,15 +36,12 @@ class SiteSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(Setpoint)
-class SetpointAdmin(admin.ModelAdmin):
+class SetpointAdmin(RightsAdminMixin, admin.ModelAdmin):
+    # Set through the API (PUT /api/site/setpoint); the admin only clears it.
+    change_right = add_right = None
+    delete_right = WRITE_SETPOINT
     list_display = ["set_at", "max_import_a", "max_import_kw", "valid_until", "set_by"]
     readonly_fields = ["set_at", "set_by"]
-
-    def has_add_permission(self, request) -> bool:
-        return False  # set through the API (PUT /api/site/setpoint), where it is audited
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     def delete_model(self, request, obj):
         record(request_principal(request), "site.setpoint.clear", "site", before=services.setpoint_dict(obj), outcome="admin")
@@ -49,8 +49,11 @@ class SetpointAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChargerBalancing)
-class ChargerBalancingAdmin(admin.ModelAdmin):
+class ChargerBalancingAdmin(RightsAdminMixin, admin.ModelAdmin):
     """Each charger's balancing settings (added from the charger list's actions or the API)."""
+
+    change_right = OPERATE
+    add_right = delete_right = None
 
     list_display = ["charger", "kind", "phases", "min_current_a", "max_current_a", "max_power_w", "priority", "limit_a", "reason", "controllable"]
     list_filter = ["kind", "controllable", "reason"]
@@ -59,9 +62,6 @@ class ChargerBalancingAdmin(admin.ModelAdmin):
     fields = ["charger", "kind", "phases", "min_current_a", "max_current_a", "max_power_w", "priority", "rate_unit",
               "limit_a", "limit_w", "reason", "controllable", "not_controllable_reason", "sent_limit", "sent_unit", "sent_at"]
     readonly_fields = ["charger", "limit_a", "limit_w", "reason", "controllable", "not_controllable_reason", "sent_limit", "sent_unit", "sent_at"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
     def save_model(self, request, obj, form, change):
         before = services.charger_balancing_dict(ChargerBalancing.objects.select_related("charger").get(pk=obj.pk))

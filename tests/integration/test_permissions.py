@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import ApiToken
 from audit.models import AuditEntry
+from balancing.models import SiteSettings
 from gateway.models import Charger, GatewaySettings
 from gateway.templatetags.site_time import format_site_time
 from meters.models import Meter
@@ -281,10 +282,31 @@ def test_the_audit_log_cannot_be_changed_in_the_admin(site):
         ("administrator", "/admin/auth/user/", 200),
         ("administrator", "/admin/accounts/apitoken/add/", 200),
         ("administrator", "/admin/meters/meter/add/", 200),
+        # Balancing: every role reads the site limits (as on /balancing/site/), operators change them.
+        ("viewer", "/admin/balancing/sitesettings/", 200),
+        ("viewer", "/admin/balancing/chargerbalancing/", 200),
+        ("viewer", "/admin/balancing/setpoint/", 200),
+        ("viewer", "/admin/balancing/sitesettings/add/", 403),
+        ("operator", "/admin/balancing/sitesettings/add/", 200),
+        ("operator", "/admin/balancing/setpoint/add/", 403),
     ],
 )
 def test_the_admin_applies_the_same_rights_as_the_pages(site, role, path, status):
     assert logged_in(role).get(path).status_code == status
+
+
+SITE_FORM = {"grid_limit_a": "63", "grid_limit_kw": "", "margin_a": "2", "failsafe_current_a": "6", "nominal_voltage_v": "230", "control_period_s": "1"}
+
+
+def test_an_operator_changes_the_site_limits_in_the_admin_as_on_the_page_and_a_viewer_cannot(site):
+    SiteSettings.objects.create(pk=1, grid_limit_a=40)
+    refused = logged_in("viewer").post("/admin/balancing/sitesettings/1/change/", SITE_FORM)
+    assert refused.status_code == 403 and SiteSettings.objects.get().grid_limit_a == 40
+    response = logged_in("operator").post("/admin/balancing/sitesettings/1/change/", SITE_FORM)
+    assert response.status_code == 302
+    assert SiteSettings.objects.get().grid_limit_a == 63
+    entry = last("site.update")
+    assert (entry.actor, entry.before, entry.after, entry.outcome) == ("operator-person", {"grid_limit_a": 40.0, "margin_a": 0.0}, {"grid_limit_a": 63.0, "margin_a": 2.0}, "admin")
 
 
 def test_an_operator_changes_balancing_in_the_admin_but_not_the_csms_url(site):
