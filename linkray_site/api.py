@@ -14,22 +14,47 @@ an `accounts.roles.Principal`; operations call `require(request, right)` before 
 from __future__ import annotations
 
 import functools
+import logging
 
 from channels.db import database_sync_to_async
+from django.db import DataError
 from django.http import HttpRequest, JsonResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 from ninja.security import APIKeyCookie, HttpBearer
-from pydantic import ConfigDict
+from pydantic import ConfigDict, ValidationInfo, field_validator
 
 from accounts.access import client_address, principal_for_token, principal_for_user
 from accounts.roles import VIEW_SITE, Principal
 
 
+def _free_of_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, dict):
+        return all(_free_of_nul(key) and _free_of_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return all(_free_of_nul(item) for item in value)
+    return True
+
+
 class StrictSchema(Schema):
-    """Request bodies refuse fields they do not know: a typo must not pass silently."""
+    """Request bodies refuse fields they do not know: a typo must not pass silently. No input
+    text may hold a NUL character: PostgreSQL (scale-out) refuses it in any query or column."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value, info: ValidationInfo):
+        if info.context and "response_status" in info.context:
+            return value  # an answer LinkRay built, not input
+        if not _free_of_nul(value):
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+logger = logging.getLogger(__name__)
 
 
 class ErrorOut(Schema):
@@ -115,10 +140,14 @@ def require_view(request: HttpRequest) -> Principal:
 def _invalid_input(request, exc: ValidationError):
     fields: dict[str, str] = {}
     for error in exc.errors:
-        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "payload", "query", "path")]
-        # pydantic names the union branch or model in the path ("since.datetime"); the field is
-        # what people read
-        name = location[0] if location else "body"
+        # ninja's location: (source, field, ...) or (source, parameter, field, ...), and our
+        # operations name their schema parameter after its source (`body: XIn`,
+        # `query: Query[XQuery]`). Only the field is what people read (pydantic may go on with
+        # a union branch, "since.datetime"); a field may itself be called "payload".
+        source, *within = [str(part) for part in error.get("loc", ())] or ["body"]
+        if len(within) > 1 and within[0] == source:
+            within = within[1:]
+        name = within[0] if within else "body"
         fields.setdefault(name, _message(error))
     return api.create_response(request, {"error": "invalid input", "fields": fields}, status=400)
 
@@ -148,6 +177,18 @@ def _http_error(request, exc: HttpError):
         # e.g. a body that is not JSON: the same shape as any other invalid input
         return api.create_response(request, {"error": "invalid input", "fields": {"body": str(exc)}}, status=400)
     return api.create_response(request, {"error": str(exc)}, status=exc.status_code)
+
+
+@api.exception_handler(DataError)
+def _refused_by_the_database(request, exc: DataError):
+    # What the schema let through but the database cannot store or compare (a NUL in a path
+    # value, text longer than its column on PostgreSQL): the caller's input, so 400, not 500.
+    logger.warning("api_input_refused_by_database path=%s error=%s", request.path[:200], str(exc).splitlines()[0][:200])
+    return api.create_response(
+        request,
+        {"error": "invalid input", "fields": {"body": "a value the database cannot store (too long, or a NUL character)"}},
+        status=400,
+    )
 
 
 def _register_routers() -> None:

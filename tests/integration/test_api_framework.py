@@ -78,6 +78,39 @@ def test_an_anonymous_write_without_any_cookie_is_401_not_a_csrf_refusal(method,
     assert response.json() == {"error": "authentication required"}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("post", "/api/tokens", {"name": "ems\x00", "role": "setpoint"}, "name"),
+        ("post", "/api/chargers/CP1/calls", {"action": "DataTransfer", "payload": {"vendorId": "a\x00"}}, "payload"),
+        ("get", "/api/audit", {"actor": "\x00"}, "actor"),
+    ],
+)
+def test_text_with_a_nul_character_is_400_for_that_field(method, path, body, field):
+    # PostgreSQL (scale-out) refuses NUL in any text: it must never reach a query.
+    client = Client()
+    if method == "get":
+        response = client.get(path, body, **bearer())
+    else:
+        response = getattr(client, method)(path, body, content_type="application/json", **bearer())
+    assert response.status_code == 400, response.content
+    assert response.json()["fields"][field] == "must not contain NUL characters", response.content
+
+
+def test_a_value_the_database_refuses_is_400_not_500(monkeypatch):
+    from django.db import DataError
+
+    from gateway import selectors
+
+    def refuse(charge_box_id):
+        raise DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+
+    monkeypatch.setattr(selectors, "charger_detail", refuse)
+    response = Client().get("/api/chargers/CP%001", **bearer())
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid input"
+
+
 def test_a_viewer_reads_but_cannot_send_calls():
     user = User.objects.create_user("viewer", password="a-long-passphrase-1")
     user.groups.add(Group.objects.get(name="viewer"))
