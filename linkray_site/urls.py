@@ -2,11 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts.login import throttled
+from accounts.views import PasswordChangeView
 from linkray_site.api import api
 
 urlpatterns = [
     # The admin's login is throttled and audited like the page's (before admin.site.urls).
     path("admin/login/", throttled(admin.site.login)),
+    # The admin's own "change password" is the page's form, so it is audited the same way.
+    path("admin/password_change/", PasswordChangeView.as_view()),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("api/", api.urls),

@@ -579,6 +579,20 @@ def test_changing_the_password_logs_out_other_sessions_and_keeps_this_one():
     assert (entry.actor, entry.target, entry.after) == ("vera", "user:vera", {"password": "(changed)"})
 
 
+def test_changing_the_own_password_in_the_admin_is_audited_like_on_the_page():
+    person("operator", "otto")
+    client = Client()
+    assert client.login(username="otto", password=PASSWORD)
+    new_password = PASSWORD + "-admin"
+    response = client.post(
+        "/admin/password_change/", {"old_password": PASSWORD, "new_password1": new_password, "new_password2": new_password}
+    )
+    assert response.status_code == 302
+    assert User.objects.get(username="otto").check_password(new_password)
+    entry = last("user.password_change")
+    assert (entry.actor, entry.target, entry.after) == ("otto", "user:otto", {"password": "(changed)"})
+
+
 def test_passwords_like_the_username_or_all_digits_are_refused():
     person("viewer", "veronika")
     client = Client()
