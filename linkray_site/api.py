@@ -125,6 +125,11 @@ api = NinjaAPI(
 )
 
 
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """Any path under /api/ that names no operation: the API's error shape, not an HTML page."""
+    return JsonResponse({"error": f"no API operation at {request.path[:200]}"}, status=404)
+
+
 def require(request: HttpRequest, right: str) -> Principal:
     principal: Principal = request.auth
     if not principal.can(right):

@@ -1,9 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from accounts.login import throttled
 from accounts.views import PasswordChangeView
-from linkray_site.api import api
+from linkray_site.api import api, api_not_found
 
 urlpatterns = [
     # The admin's login is throttled and audited like the page's (before admin.site.urls).
@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("api/", api.urls),
+    re_path(r"^api/", api_not_found),  # after every operation: scripts get JSON, not a page
     path("audit/", include("audit.urls")),
     path("meters/", include("meters.urls")),
     path("balancing/", include("balancing.urls")),

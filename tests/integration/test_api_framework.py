@@ -111,6 +111,13 @@ def test_a_value_the_database_refuses_is_400_not_500(monkeypatch):
     assert response.json()["error"] == "invalid input"
 
 
+@pytest.mark.parametrize("path", ["/api/nothing-here", "/api/chargers/a/b/c", "/api/chargers/a%2Fb"])
+def test_a_path_under_api_that_names_no_operation_is_a_json_404(path):
+    response = Client().get(path, **bearer())
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json") and "error" in response.json()
+
+
 def test_a_viewer_reads_but_cannot_send_calls():
     user = User.objects.create_user("viewer", password="a-long-passphrase-1")
     user.groups.add(Group.objects.get(name="viewer"))
