@@ -14,6 +14,9 @@ class ChargeBoxIdConverter:
     _escaped = re.compile("%(25|2F)")
 
     def to_python(self, value: str) -> str:
+        if "\x00" in value:
+            # No charger has one (PostgreSQL cannot even compare it): not found, not a 500.
+            raise ValueError("a charge box id never holds a NUL character")
         return self._escaped.sub(lambda match: "%" if match.group(1) == "25" else "/", value)
 
     def to_url(self, value: str) -> str:

@@ -289,6 +289,15 @@ def test_chargers_with_escaped_characters_in_their_id_have_working_pages(admin_c
     assert Charger.objects.get(charge_box_id=charge_box_id).upstream_url == "ws://127.0.0.1:9/ocpp"
 
 
+def test_a_charger_page_for_an_id_with_a_nul_character_is_not_found_before_any_query(admin_client):
+    from gateway.urls import ChargeBoxIdConverter
+
+    with pytest.raises(ValueError):
+        ChargeBoxIdConverter().to_python("CP\x001")  # PostgreSQL would refuse the lookup
+    assert admin_client.get("/chargers/CP%001/").status_code == 404
+    assert admin_client.get("/balancing/chargers/CP%001/").status_code == 404
+
+
 def test_unknown_charger_page_is_not_found(admin_client):
     assert admin_client.get("/chargers/NOPE/").status_code == 404
     assert admin_client.get("/chargers/NOPE/queue/").status_code == 404
