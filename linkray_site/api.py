@@ -86,7 +86,12 @@ class SessionLogin(APIKeyCookie):
         # required" like every anonymous caller, not a 403 about a CSRF token it never needed.
         if self.param_name not in request.COOKIES:
             return None
-        return super()._get_key(request)
+        try:
+            return super()._get_key(request)
+        except HttpError as error:  # ninja's "CSRF check Failed"
+            raise HttpError(
+                403, "CSRF check failed: a write with a session cookie needs the X-CSRFToken header (the csrftoken cookie's value)"
+            ) from error
 
     async def authenticate(self, request: HttpRequest, key: str | None) -> Principal | None:
         user = await request.auser()
