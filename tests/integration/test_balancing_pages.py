@@ -48,6 +48,25 @@ def test_the_site_panel_says_when_the_failsafe_holds_the_chargers(admin_client):
     assert "CP-1" in html and "failsafe" in html
 
 
+def test_the_dashboard_itself_carries_the_site_panel_before_any_poll(admin_client):
+    SiteSettings.objects.create(pk=1, grid_limit_a=40)
+    charger = Charger.objects.create(charge_box_id="CP-1", balancing_enabled=True)
+    ChargerBalancing.objects.create(charger=charger, limit_a=6, reason="failsafe")
+    html = admin_client.get("/").content.decode()
+    panel = html[html.index('id="site-panel-live"'):html.index('id="dashboard-live"')]
+    assert 'id="site-failsafe"' in panel and "no fresh grid reading" in panel
+    assert "40.0 A" in panel and "CP-1" in panel
+
+
+def test_the_charger_page_itself_carries_the_decision_and_the_balancing_form(admin_client):
+    charger = Charger.objects.create(charge_box_id="CP-1", balancing_enabled=True)
+    ChargerBalancing.objects.create(charger=charger, limit_a=8, limit_w=5520, reason="capped by CSMS")
+    html = admin_client.get("/chargers/CP-1/").content.decode()
+    part = html[html.index('id="balancing"'):]
+    assert "8.0 A" in part and "capped by CSMS" in part
+    assert 'name="kind"' in part and 'name="csrfmiddlewaretoken"' in part
+
+
 def test_the_site_panel_asks_for_a_limit_before_anything_else(admin_client):
     assert "No grid limit set" in admin_client.get("/balancing/site/panel/").content.decode()
 
