@@ -163,13 +163,17 @@ def charger_input(snapshot: ChargerSnapshot, site: SiteSettings, now: datetime) 
     transactions = {tx.connector_id: (tx.transaction_id, tx.started_at) for tx in state.transactions.values()}
     cap_a = profiles.charger_cap_a(state.csms_profiles, transactions, now, phase_count=phase_count, voltage_v=voltage_v)
     statuses = {connector.status for key, connector in state.connectors.items() if key != 0}
+    max_power_w = balancing.max_power_w
+    if balancing.kind == ChargerBalancing.Kind.DC and max_power_w is None and balancing.max_current_a is not None:
+        # A DC charger given only a maximum current (the form allows it): A per grid phase.
+        max_power_w = balancing.max_current_a * 3 * voltage_v
     return ChargerInput(
         charge_box_id=snapshot.charge_box_id,
         kind=balancing.kind,
         wiring=wiring,
         min_current_a=balancing.min_current_a,
         max_current_a=balancing.max_current_a,
-        max_power_w=balancing.max_power_w,
+        max_power_w=max_power_w,
         priority=balancing.priority,
         controllable=balancing.controllable,
         wants_current=bool(state.transactions),

@@ -31,7 +31,7 @@ class InvalidSettings(Exception):
 def _errors(form) -> dict[str, str]:
     fields = {}
     for name, messages in form.errors.items():
-        fields[name if name != "__all__" else "body"] = " ".join(str(message) for message in messages)
+        fields[name if name != "__all__" else "body"] = "; ".join(str(message) for message in messages)
     return fields
 
 

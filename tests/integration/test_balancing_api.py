@@ -74,6 +74,24 @@ def test_bad_site_settings_are_400_with_a_message_for_the_field(body, field):
     assert not AuditEntry.objects.filter(action="site.update").exists()
 
 
+@pytest.mark.parametrize(
+    ("body", "field", "innocent"),
+    [
+        ({"grid_limit_a": -1, "margin_a": 2}, "grid_limit_a", "margin_a"),
+        ({"grid_limit_a": 0}, "grid_limit_a", "margin_a"),
+    ],
+)
+def test_a_bad_value_is_blamed_on_its_own_field_only(body, field, innocent):
+    put("/api/site", {"grid_limit_a": 63, "margin_a": 2})
+    fields = put("/api/site", body).json()["fields"]
+    assert field in fields and innocent not in fields
+
+
+def test_a_bad_charger_maximum_does_not_blame_the_minimum():
+    fields = put("/api/chargers/CP-1/balancing", {"kind": "ac3", "min_current_a": 10, "max_current_a": -1}).json()["fields"]
+    assert "max_current_a" in fields and "min_current_a" not in fields
+
+
 def test_site_changes_are_audited_with_before_and_after():
     put("/api/site", {"grid_limit_a": 63})
     put("/api/site", {"grid_limit_a": 50})

@@ -265,6 +265,15 @@ async def test_a_dc_charger_is_limited_in_watts_and_its_draw_read_from_its_power
     assert schedule["chargingSchedulePeriod"][0]["limit"] == pytest.approx(20 * 3 * 230, abs=1)
 
 
+async def test_a_dc_charger_given_only_a_maximum_current_is_held_to_it(chargers):
+    await site_async(grid_limit_a=63)
+    await charger_async("CP-DC", kind="dc", max_power_w=None, max_current_a=10)
+    grid_async(0, 0, 0)
+    await cycle()
+    row = await ChargerBalancing.objects.aget(charger__charge_box_id="CP-DC")
+    assert row.limit_a == 10 and row.reason == "capped by its maximum"
+
+
 async def test_no_site_limit_means_no_balancing(chargers):
     await charger_async("CP-A")
     grid_async(0, 0, 0)
