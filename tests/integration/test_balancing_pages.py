@@ -159,3 +159,32 @@ def test_admin_bulk_actions_switch_balancing_and_are_audited(admin_client):
     admin_client.post("/admin/gateway/charger/", {"action": "disable_balancing", "_selected_action": [first.pk, second.pk]})
     assert not Charger.objects.filter(balancing_enabled=True).exists()
     assert ChargerBalancing.objects.count() == 2
+
+
+def test_the_admin_refuses_balancing_settings_the_api_would_refuse(admin_client):
+    charger = Charger.objects.create(charge_box_id="CP-1", balancing_enabled=True)
+    balancing = ChargerBalancing.objects.create(charger=charger, kind="ac3", max_current_a=16)
+    response = admin_client.post(
+        f"/admin/balancing/chargerbalancing/{balancing.pk}/change/",
+        {"kind": "ac1", "phases": "L1, L2", "min_current_a": "3", "max_current_a": "16", "max_power_w": "", "priority": "0", "rate_unit": ""},
+    )
+    assert response.status_code == 200 and "wired to 1 site phase" in response.content.decode()
+    assert "at least 6 A" in response.content.decode()
+    assert ChargerBalancing.objects.get(pk=balancing.pk).kind == "ac3"
+    saved = admin_client.post(
+        f"/admin/balancing/chargerbalancing/{balancing.pk}/change/",
+        {"kind": "ac1", "phases": "L2", "min_current_a": "8", "max_current_a": "16", "max_power_w": "", "priority": "0", "rate_unit": ""},
+    )
+    assert saved.status_code == 302
+    assert ChargerBalancing.objects.get(pk=balancing.pk).phases == ["L2"]
+    assert AuditEntry.objects.get(action="charger.balancing.update", target="CP-1").after == {"kind": "ac1", "phases": ["L2"], "min_current_a": 8.0}
+
+
+def test_the_admin_refuses_a_margin_as_large_as_the_grid_limit(admin_client):
+    SiteSettings.load()
+    response = admin_client.post(
+        "/admin/balancing/sitesettings/1/change/",
+        {"grid_limit_a": "40", "grid_limit_kw": "", "margin_a": "40", "failsafe_current_a": "6", "nominal_voltage_v": "230", "control_period_s": "1"},
+    )
+    assert response.status_code == 200 and "must be smaller than the grid limit" in response.content.decode()
+    assert SiteSettings.load().grid_limit_a is None
