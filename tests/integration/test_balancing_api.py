@@ -92,6 +92,33 @@ def test_a_bad_charger_maximum_does_not_blame_the_minimum():
     assert "max_current_a" in fields and "min_current_a" not in fields
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("put", "/api/site", {"grid_limit_a": 63}),
+        ("put", "/api/site/setpoint", {"max_import_a": 40, "valid_for_s": 60}),
+        ("delete", "/api/site/setpoint", None),
+        ("put", "/api/chargers/CP-1/balancing", {"enabled": True}),
+        ("post", "/api/meters", {"name": "grid"}),
+    ],
+)
+def test_an_anonymous_write_is_401_and_changes_nothing(method, path, body):
+    client = Client(enforce_csrf_checks=True)
+    kwargs = {"data": body, "content_type": "application/json"} if body is not None else {}
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == 401 and response.json() == {"error": "authentication required"}
+    assert not AuditEntry.objects.exists() and SiteSettings.load().grid_limit_a is None
+
+
+def test_a_staff_session_writes_with_its_csrf_token_only():
+    client = logged_in("operator")
+    client.handler.enforce_csrf_checks = True
+    assert client.put("/api/site", {"grid_limit_a": 63}, content_type="application/json").status_code == 403
+    token = client.get("/balancing/site/").cookies["csrftoken"].value
+    response = client.put("/api/site", {"grid_limit_a": 63}, content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 200 and response.json()["grid_limit_a"] == 63
+
+
 def test_site_changes_are_audited_with_before_and_after():
     put("/api/site", {"grid_limit_a": 63})
     put("/api/site", {"grid_limit_a": 50})
