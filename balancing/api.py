@@ -40,7 +40,9 @@ class SetpointIn(StrictSchema):
 
 
 class ChargerBalancingIn(StrictSchema):
-    enabled: bool = True
+    """Fields left out keep their value (a charger registered here starts from these defaults)."""
+
+    enabled: bool = Field(default=True, description="balanced by LinkRay; left out: unchanged for a known charger, true for one this request registers")
     kind: Literal["ac1", "ac3", "dc"] = "ac3"
     phases: list[str] = Field(default_factory=list, description='site phases of the charger\'s L1[, L2, L3], e.g. ["L2"]')
     min_current_a: float = 6

@@ -112,6 +112,8 @@ def update_charger_balancing(principal: Principal | None, charge_box_id: str, ch
     (installers configure before the chargers arrive)."""
     with transaction.atomic():
         charger, created = Charger.objects.get_or_create(charge_box_id=charge_box_id)
+        if created and "enabled" not in changes:
+            changes = {**changes, "enabled": True}  # configured for balancing before it arrives: balanced
         balancing = balancing_for(charger)
         before = charger_balancing_dict(balancing)
         data = {**before, **changes}

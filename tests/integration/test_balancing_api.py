@@ -194,6 +194,14 @@ def test_a_charger_not_seen_yet_is_registered_with_its_balancing():
     assert entry.target == "CP-NEW" and entry.outcome == "charger registered"
 
 
+def test_a_charger_registered_without_enabled_is_balanced_a_known_one_keeps_its_switch():
+    assert put("/api/chargers/CP-NEW/balancing", {"kind": "ac1", "phases": ["L2"], "max_current_a": 16}).json()["enabled"] is True
+    Charger.objects.create(charge_box_id="CP-OFF")
+    assert put("/api/chargers/CP-OFF/balancing", {"kind": "ac1", "max_current_a": 16}).json()["enabled"] is False
+    put("/api/chargers/CP-NEW/balancing", {"enabled": False})
+    assert put("/api/chargers/CP-NEW/balancing", {"priority": 2}).json()["enabled"] is False
+
+
 def test_charger_detail_shows_balancing_settings_and_allocation():
     put("/api/chargers/CP-1/balancing", {"kind": "ac1", "phases": ["L2"], "max_current_a": 16})
     ChargerBalancing.objects.filter(charger__charge_box_id="CP-1").update(limit_a=10, reason="fair share")
