@@ -188,3 +188,13 @@ def test_the_admin_refuses_a_margin_as_large_as_the_grid_limit(admin_client):
     )
     assert response.status_code == 200 and "must be smaller than the grid limit" in response.content.decode()
     assert SiteSettings.load().grid_limit_a is None
+
+
+def test_the_site_panel_tells_the_operator_why_a_charger_is_not_controllable(admin_client):
+    SiteSettings.objects.create(pk=1, grid_limit_a=40)
+    charger = Charger.objects.create(charge_box_id="CP-1", balancing_enabled=True)
+    ChargerBalancing.objects.create(
+        charger=charger, controllable=False, not_controllable_reason="answered SetChargingProfile NotSupported", reason="not connected"
+    )
+    html = admin_client.get("/").content.decode()
+    assert "not controllable</strong>: answered SetChargingProfile NotSupported" in html
