@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from balancing.allocation import Allocation, ChargerAllocation, ChargerInput, SiteLimits, allocate
+from balancing.allocation import Allocation, ChargerAllocation, ChargerInput, Reason, SiteLimits, allocate
 from balancing.models import ChargerBalancing, Setpoint, SiteSettings
 from balancing.selectors import active_setpoint, site_limits
 from balancing.pacing import SentLimit, plan_sends
@@ -412,6 +412,10 @@ def _record_sent(balancing: ChargerBalancing, decision: ChargerAllocation, unit:
     previous = balancing.sent_limit if balancing.sent_key == key else None
     if decision.limit_a > 0 and (previous is None or previous == 0):
         fields.update(charging_since_at=now, paused_since_at=None)
+    elif decision.limit_a == 0 and decision.reason == Reason.IDLE:
+        # No car to hold back: the next car starts as soon as its minimum fits, without the
+        # resume wait meant for a car LinkRay paused.
+        fields.update(paused_since_at=None)
     elif decision.limit_a == 0 and (previous is None or previous > 0):
         fields.update(paused_since_at=now)
     if previous is None or decision.limit_a > previous:

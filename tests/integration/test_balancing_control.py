@@ -189,6 +189,23 @@ async def test_an_unchanged_allocation_is_not_sent_again_but_a_new_transaction_i
     assert chargers.limits() == [("CP-A", 20)]
 
 
+async def test_a_car_arriving_at_a_charger_left_at_0_a_while_idle_gets_its_share_at_once(chargers):
+    await site_async(grid_limit_a=32)
+    await charger_async("CP-A", kind="ac1", phases=["L1"], max_current_a=32)
+    idle = await charger_async("CP-B", kind="ac1", phases=["L1"], max_current_a=32, charging=False)
+    grid_async(0, 0, 0)
+    await cycle()
+    row = await ChargerBalancing.objects.aget(charger__charge_box_id="CP-B")
+    assert (row.limit_a, row.reason, row.sent_limit) == (0, "no car charging", 0)  # CP-A takes the whole phase
+    state = ChargerState.from_dict(idle.state)
+    state.connector(1).status = "Charging"
+    state.transactions[9] = Transaction(9, 1, "TAG", 0, NOW + timedelta(seconds=1))
+    await Charger.objects.filter(pk=idle.pk).aupdate(state=state.to_dict())
+    await cycle(NOW + timedelta(seconds=2))
+    row = await ChargerBalancing.objects.aget(charger__charge_box_id="CP-B")
+    assert row.limit_a == 16 and row.reason == "fair share"
+
+
 async def test_a_lower_setpoint_is_obeyed_until_it_expires(chargers):
     await site_async(grid_limit_a=40)
     await charger_async("CP-A")
