@@ -23,6 +23,10 @@ from linkray_site.api import REFUSALS, ErrorOut, StrictSchema, api, require, req
 
 router = Router(tags=["balancing"])
 
+# A setpoint always expires, so LinkRay returns to the site limit by itself even when the
+# energy system that set it goes quiet; an energy system that keeps a limit re-sends it.
+DEFAULT_SETPOINT_VALID_FOR_S = 900.0
+
 
 class SiteIn(StrictSchema):
     grid_limit_a: float | None = Field(default=None, description="per-phase limit at the grid connection (main fuse), A")
@@ -36,7 +40,12 @@ class SiteIn(StrictSchema):
 class SetpointIn(StrictSchema):
     max_import_a: float | None = Field(default=None, ge=0, description="per-phase import limit, A")
     max_import_kw: float | None = Field(default=None, ge=0, description="total import limit, kW")
-    valid_for_s: float = Field(gt=0, le=7 * 86400, description="seconds until LinkRay returns to the site limit")
+    valid_for_s: float = Field(
+        default=DEFAULT_SETPOINT_VALID_FOR_S,
+        gt=0,
+        le=7 * 86400,
+        description="seconds until LinkRay returns to the site limit by itself (left out: 900, 15 minutes)",
+    )
 
 
 class ChargerBalancingIn(StrictSchema):

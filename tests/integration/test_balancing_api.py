@@ -154,7 +154,6 @@ def test_a_setpoint_is_set_shown_and_cleared():
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"max_import_a": 40}, "valid_for_s"),
         ({"max_import_a": 40, "max_import_kw": 20, "valid_for_s": 60}, "body"),
         ({"valid_for_s": 60}, "body"),
         ({"max_import_a": -1, "valid_for_s": 60}, "max_import_a"),
@@ -167,6 +166,13 @@ def test_bad_setpoints_are_400(body, field):
     assert response.status_code == 400
     assert field in response.json()["fields"]
     assert not Setpoint.objects.exists()
+
+
+def test_a_setpoint_without_valid_for_s_expires_after_15_minutes():
+    response = put("/api/site/setpoint", {"max_import_a": 40})
+    assert response.status_code == 200, response.json()
+    setpoint = Setpoint.objects.get()
+    assert (setpoint.valid_until - setpoint.set_at).total_seconds() == 900
 
 
 def test_a_viewer_cannot_write_the_setpoint_an_operator_can():
