@@ -63,7 +63,8 @@ class Snapshot:
     site: SiteSettings
     setpoint: Setpoint | None
     chargers: list[ChargerSnapshot]
-    # Balancing switched off while LinkRay's profile is still on the charger: to be released.
+    # Balancing switched off (or no site limit) while LinkRay's profile is still on the charger:
+    # to be released.
     released: list[ChargerSnapshot] = field(default_factory=list)
 
 
@@ -101,9 +102,12 @@ def load_snapshot(now: datetime, live_states: dict[str, ChargerState]) -> Snapsh
             state = ChargerState.from_dict({**charger.state, "charge_box_id": charger.charge_box_id})
         chargers.append(ChargerSnapshot(balancing, state, connected))
     released = []
-    for balancing in ChargerBalancing.objects.select_related("charger").filter(
-        charger__balancing_enabled=False, charger__charger_connected=True, sent_limit__isnull=False
-    ):
+    # With no site limit LinkRay does not balance: nothing of its own stays on any charger either
+    # (a last limit, perhaps 0 A, would otherwise hold a car for good).
+    releasing = ChargerBalancing.objects.select_related("charger").filter(charger__charger_connected=True, sent_limit__isnull=False)
+    if site.grid_limit_a is not None:
+        releasing = releasing.filter(charger__balancing_enabled=False)
+    for balancing in releasing:
         released.append(ChargerSnapshot(balancing, live_states.get(balancing.charger.charge_box_id), True))
     return Snapshot(site, active_setpoint(now), chargers, released)
 
@@ -354,8 +358,8 @@ async def _send_limit(charger: ChargerSnapshot, decision: ChargerAllocation, key
 
 
 async def _release(charger: ChargerSnapshot) -> None:
-    """Balancing was switched off: remove LinkRay's own profile (by its id: nothing of the
-    CSMS's is touched), so the charger is limited by the CSMS alone again."""
+    """Balancing was switched off (or the site limit removed): remove LinkRay's own profile (by
+    its id: nothing of the CSMS's is touched), so the charger is limited by the CSMS alone again."""
     charge_box_id = charger.charge_box_id
     try:
         answer = await commands.send_call(
@@ -368,8 +372,9 @@ async def _release(charger: ChargerSnapshot) -> None:
         logger.warning("balancing_release_failed charge_box_id=%s error=%s", charge_box_id, error)
         return
     logger.info("balancing_released charge_box_id=%s status=%s", charge_box_id, answer.get("status"))
+    reason = "balancing off" if not charger.balancing.charger.balancing_enabled else "site limit not set"
     await database_sync_to_async(ChargerBalancing.objects.filter(pk=charger.balancing.pk).update)(
-        sent_limit=None, sent_unit="", sent_at=None, sent_key="", limit_a=None, limit_w=None, reason="balancing off"
+        sent_limit=None, sent_unit="", sent_at=None, sent_key="", limit_a=None, limit_w=None, reason=reason
     )
 
 

@@ -249,6 +249,29 @@ async def test_switching_balancing_off_removes_only_linkray_s_own_profile(charge
     assert chargers.calls == []
 
 
+async def test_removing_the_site_limit_removes_linkray_s_profiles_too(chargers):
+    await site_async(grid_limit_a=10)
+    charger = await charger_async("CP-A", kind="ac1", phases=["L1"], max_current_a=32)
+    await charger_async("CP-B", kind="ac1", phases=["L1"], max_current_a=32)
+    grid_async(0, 0, 0)
+    await cycle()
+    assert sorted(limit for _, limit in chargers.limits()) == [0, 10]  # one paused: 10 A fits one minimum
+    await site_async(grid_limit_a=None)
+    chargers.calls.clear()
+    await cycle(NOW + timedelta(seconds=1))
+    for task in list(control._in_flight.values()):
+        await task
+    assert sorted(chargers.calls) == [
+        ("CP-A", "ClearChargingProfile", {"id": profiles.BALANCING_PROFILE_ID}),
+        ("CP-B", "ClearChargingProfile", {"id": profiles.BALANCING_PROFILE_ID}),
+    ]
+    row = await ChargerBalancing.objects.aget(charger=charger)
+    assert row.sent_limit is None and row.reason == "site limit not set"
+    chargers.calls.clear()
+    await cycle(NOW + timedelta(seconds=2))
+    assert chargers.calls == []
+
+
 async def test_a_reconnect_sends_the_limit_again(chargers):
     await site_async(grid_limit_a=20)
     charger = await charger_async("CP-A")
