@@ -214,6 +214,7 @@ def test_charger_detail_shows_balancing_settings_and_allocation():
     detail = Client().get("/api/chargers/CP-1", **bearer()).json()
     assert detail["balancing"]["phases"] == ["L2"]
     assert detail["balancing"]["allocation"]["limit_a"] == 10 and detail["balancing"]["allocation"]["reason"] == "fair share"
+    assert detail["allocation"] == detail["balancing"]["allocation"]
     assert Client().get("/api/chargers/CP-1/balancing", **bearer()).json()["kind"] == "ac1"
 
 
