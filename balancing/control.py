@@ -167,6 +167,12 @@ def charger_input(snapshot: ChargerSnapshot, site: SiteSettings, now: datetime) 
     transactions = {tx.connector_id: (tx.transaction_id, tx.started_at) for tx in state.transactions.values()}
     cap_a = profiles.charger_cap_a(state.csms_profiles, transactions, now, phase_count=phase_count, voltage_v=voltage_v)
     statuses = {connector.status for key, connector in state.connectors.items() if key != 0}
+    measured_a = measured_site_current_a(state, balancing, wiring, voltage_v)
+    if balancing.sent_limit is not None and balancing.sent_key == connection_key(state, balancing.charger):
+        # It cannot draw more than LinkRay's limit in force. A reading from before a cut would
+        # otherwise hide load that is not ours (grid - a stale, higher draw) and free capacity
+        # that is not there until its next MeterValues; clamped, the error is on the safe side.
+        measured_a = tuple(min(value, balancing.sent_limit) for value in measured_a)
     max_power_w = balancing.max_power_w
     if balancing.kind == ChargerBalancing.Kind.DC and max_power_w is None and balancing.max_current_a is not None:
         # A DC charger given only a maximum current (the form allows it): A per grid phase.
@@ -182,7 +188,7 @@ def charger_input(snapshot: ChargerSnapshot, site: SiteSettings, now: datetime) 
         controllable=balancing.controllable,
         wants_current=bool(state.transactions),
         suspended_by_ev=bool(state.transactions) and statuses == {"SuspendedEV"},
-        measured_current_a=measured_site_current_a(state, balancing, wiring, voltage_v),
+        measured_current_a=measured_a,
         limit_a=balancing.sent_limit,
         csms_cap_a=cap_a,
         charging_since_s=_seconds(balancing.charging_since_at),

@@ -206,6 +206,28 @@ async def test_a_car_arriving_at_a_charger_left_at_0_a_while_idle_gets_its_share
     assert row.limit_a == 16 and row.reason == "fair share"
 
 
+async def test_a_draw_reported_before_a_cut_does_not_free_capacity_that_is_not_there(chargers):
+    await site_async(grid_limit_a=32)
+    first = await charger_async("CP-A", kind="ac1", phases=["L1"], max_current_a=32)
+    second = await charger_async("CP-B", kind="ac1", phases=["L1"], max_current_a=32)
+    grid_async(0, 0, 0)
+    await cycle()
+    assert sorted(chargers.limits()) == [("CP-A", 16), ("CP-B", 16)]
+    for charger in (first, second):  # both cars draw their 16 A, as their MeterValues say
+        state = ChargerState.from_dict(charger.state)
+        state.connector(1).meter.current_a = Phases(16.0, None, None)
+        await Charger.objects.filter(pk=charger.pk).aupdate(state=state.to_dict())
+    grid_async(50, 0, 0, at=NOW + timedelta(seconds=1))  # the building takes 18 A
+    chargers.calls.clear()
+    await cycle(NOW + timedelta(seconds=1))
+    assert sorted(chargers.limits()) == [("CP-A", 7), ("CP-B", 7)]  # cut at once
+    # The cars obey (grid 18 + 7 + 7) before their next MeterValues, which still say 16 A each.
+    grid_async(32, 0, 0, at=NOW + timedelta(seconds=10))
+    await cycle(NOW + timedelta(seconds=10))
+    rows = [row async for row in ChargerBalancing.objects.order_by("charger__charge_box_id")]
+    assert [row.limit_a for row in rows] == [7, 7]
+
+
 async def test_a_lower_setpoint_is_obeyed_until_it_expires(chargers):
     await site_async(grid_limit_a=40)
     await charger_async("CP-A")
