@@ -8,14 +8,23 @@ from django.contrib import admin, messages
 from accounts.access import request_principal
 from audit.services import changed, record
 from balancing import services
-from balancing.forms import CHARGER_FIELDS, SITE_FIELDS
+from balancing.forms import CHARGER_FIELDS, SITE_FIELDS, ChargerBalancingForm, SiteSettingsForm
 from balancing.models import ChargerBalancing, Setpoint, SiteSettings
 from gateway.admin import ChargerAdmin
 from gateway.models import Charger
 
 
+class ChargerBalancingAdminForm(ChargerBalancingForm):
+    """The API's and pages' rules; the on/off switch is the charger list's (and actions')."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["enabled"]
+
+
 @admin.register(SiteSettings)
 class SiteSettingsAdmin(admin.ModelAdmin):
+    form = SiteSettingsForm  # the same rules as the API and the site page
     list_display = ["__str__", *SITE_FIELDS]
 
     def has_add_permission(self, request) -> bool:
@@ -52,6 +61,7 @@ class SetpointAdmin(admin.ModelAdmin):
 class ChargerBalancingAdmin(admin.ModelAdmin):
     """Each charger's balancing settings (added from the charger list's actions or the API)."""
 
+    form = ChargerBalancingAdminForm
     list_display = ["charger", "kind", "phases", "min_current_a", "max_current_a", "max_power_w", "priority", "limit_a", "reason", "controllable"]
     list_filter = ["kind", "controllable", "reason"]
     list_select_related = ["charger"]

@@ -56,6 +56,11 @@ class SessionLogin(APIKeyCookie):
 
     param_name = "sessionid"
 
+    def _get_key(self, request: HttpRequest) -> str | None:
+        if not request.COOKIES.get(self.param_name):
+            return None  # no session at all: unauthenticated (401), not a failed CSRF check (403)
+        return super()._get_key(request)
+
     async def authenticate(self, request: HttpRequest, key: str | None) -> Principal | None:
         user = await request.auser()
         return await database_sync_to_async(principal_for_user)(user, client_address(request))
