@@ -10,10 +10,18 @@ from accounts.admin import RightsAdminMixin
 from accounts.roles import OPERATE, WRITE_SETPOINT
 from audit.services import changed, record
 from balancing import services
-from balancing.forms import CHARGER_FIELDS, SITE_FIELDS
+from balancing.forms import CHARGER_FIELDS, SITE_FIELDS, ChargerBalancingForm, SiteSettingsForm
 from balancing.models import ChargerBalancing, Setpoint, SiteSettings
 from gateway.admin import ChargerAdmin
 from gateway.models import Charger
+
+
+class ChargerBalancingAdminForm(ChargerBalancingForm):
+    """The API's and pages' rules; the on/off switch is the charger list's (and actions')."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["enabled"]
 
 
 # The same rights as the site page and the API (accounts.roles): every role reads, operators
@@ -22,6 +30,7 @@ from gateway.models import Charger
 class SiteSettingsAdmin(RightsAdminMixin, admin.ModelAdmin):
     change_right = add_right = OPERATE
     delete_right = None
+    form = SiteSettingsForm  # the same rules as the API and the site page
     list_display = ["__str__", *SITE_FIELDS]
 
     def has_add_permission(self, request, *args) -> bool:
@@ -54,7 +63,7 @@ class ChargerBalancingAdmin(RightsAdminMixin, admin.ModelAdmin):
 
     change_right = OPERATE
     add_right = delete_right = None
-
+    form = ChargerBalancingAdminForm
     list_display = ["charger", "kind", "phases", "min_current_a", "max_current_a", "max_power_w", "priority", "limit_a", "reason", "controllable"]
     list_filter = ["kind", "controllable", "reason"]
     list_select_related = ["charger"]

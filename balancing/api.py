@@ -23,6 +23,10 @@ from linkray_site.api import REFUSALS, ErrorOut, StrictSchema, api, require, req
 
 router = Router(tags=["balancing"])
 
+# A setpoint always expires, so LinkRay returns to the site limit by itself even when the
+# energy system that set it goes quiet; an energy system that keeps a limit re-sends it.
+DEFAULT_SETPOINT_VALID_FOR_S = 900.0
+
 
 class SiteIn(StrictSchema):
     grid_limit_a: float | None = Field(default=None, description="per-phase limit at the grid connection (main fuse), A")
@@ -36,11 +40,18 @@ class SiteIn(StrictSchema):
 class SetpointIn(StrictSchema):
     max_import_a: float | None = Field(default=None, ge=0, description="per-phase import limit, A")
     max_import_kw: float | None = Field(default=None, ge=0, description="total import limit, kW")
-    valid_for_s: float = Field(gt=0, le=7 * 86400, description="seconds until LinkRay returns to the site limit")
+    valid_for_s: float = Field(
+        default=DEFAULT_SETPOINT_VALID_FOR_S,
+        gt=0,
+        le=7 * 86400,
+        description="seconds until LinkRay returns to the site limit by itself (left out: 900, 15 minutes)",
+    )
 
 
 class ChargerBalancingIn(StrictSchema):
-    enabled: bool = True
+    """Fields left out keep their value (a charger registered here starts from these defaults)."""
+
+    enabled: bool = Field(default=True, description="balanced by LinkRay; left out: unchanged for a known charger, true for one this request registers")
     kind: Literal["ac1", "ac3", "dc"] = "ac3"
     phases: list[str] = Field(default_factory=list, description='site phases of the charger\'s L1[, L2, L3], e.g. ["L2"]')
     min_current_a: float = 6

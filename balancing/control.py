@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from balancing.allocation import Allocation, ChargerAllocation, ChargerInput, SiteLimits, allocate
+from balancing.allocation import Allocation, ChargerAllocation, ChargerInput, Reason, SiteLimits, allocate
 from balancing.models import ChargerBalancing, Setpoint, SiteSettings
 from balancing.selectors import active_setpoint, site_limits
 from balancing.pacing import SentLimit, plan_sends
@@ -63,7 +63,8 @@ class Snapshot:
     site: SiteSettings
     setpoint: Setpoint | None
     chargers: list[ChargerSnapshot]
-    # Balancing switched off while LinkRay's profile is still on the charger: to be released.
+    # Balancing switched off (or no site limit) while LinkRay's profile is still on the charger:
+    # to be released.
     released: list[ChargerSnapshot] = field(default_factory=list)
 
 
@@ -101,9 +102,12 @@ def load_snapshot(now: datetime, live_states: dict[str, ChargerState]) -> Snapsh
             state = ChargerState.from_dict({**charger.state, "charge_box_id": charger.charge_box_id})
         chargers.append(ChargerSnapshot(balancing, state, connected))
     released = []
-    for balancing in ChargerBalancing.objects.select_related("charger").filter(
-        charger__balancing_enabled=False, charger__charger_connected=True, sent_limit__isnull=False
-    ):
+    # With no site limit LinkRay does not balance: nothing of its own stays on any charger either
+    # (a last limit, perhaps 0 A, would otherwise hold a car for good).
+    releasing = ChargerBalancing.objects.select_related("charger").filter(charger__charger_connected=True, sent_limit__isnull=False)
+    if site.grid_limit_a is not None:
+        releasing = releasing.filter(charger__balancing_enabled=False)
+    for balancing in releasing:
         released.append(ChargerSnapshot(balancing, live_states.get(balancing.charger.charge_box_id), True))
     return Snapshot(site, active_setpoint(now), chargers, released)
 
@@ -163,18 +167,28 @@ def charger_input(snapshot: ChargerSnapshot, site: SiteSettings, now: datetime) 
     transactions = {tx.connector_id: (tx.transaction_id, tx.started_at) for tx in state.transactions.values()}
     cap_a = profiles.charger_cap_a(state.csms_profiles, transactions, now, phase_count=phase_count, voltage_v=voltage_v)
     statuses = {connector.status for key, connector in state.connectors.items() if key != 0}
+    measured_a = measured_site_current_a(state, balancing, wiring, voltage_v)
+    if balancing.sent_limit is not None and balancing.sent_key == connection_key(state, balancing.charger):
+        # It cannot draw more than LinkRay's limit in force. A reading from before a cut would
+        # otherwise hide load that is not ours (grid - a stale, higher draw) and free capacity
+        # that is not there until its next MeterValues; clamped, the error is on the safe side.
+        measured_a = tuple(min(value, balancing.sent_limit) for value in measured_a)
+    max_power_w = balancing.max_power_w
+    if balancing.kind == ChargerBalancing.Kind.DC and max_power_w is None and balancing.max_current_a is not None:
+        # A DC charger given only a maximum current (the form allows it): A per grid phase.
+        max_power_w = balancing.max_current_a * 3 * voltage_v
     return ChargerInput(
         charge_box_id=snapshot.charge_box_id,
         kind=balancing.kind,
         wiring=wiring,
         min_current_a=balancing.min_current_a,
         max_current_a=balancing.max_current_a,
-        max_power_w=balancing.max_power_w,
+        max_power_w=max_power_w,
         priority=balancing.priority,
         controllable=balancing.controllable,
         wants_current=bool(state.transactions),
         suspended_by_ev=bool(state.transactions) and statuses == {"SuspendedEV"},
-        measured_current_a=measured_site_current_a(state, balancing, wiring, voltage_v),
+        measured_current_a=measured_a,
         limit_a=balancing.sent_limit,
         csms_cap_a=cap_a,
         charging_since_s=_seconds(balancing.charging_since_at),
@@ -350,8 +364,8 @@ async def _send_limit(charger: ChargerSnapshot, decision: ChargerAllocation, key
 
 
 async def _release(charger: ChargerSnapshot) -> None:
-    """Balancing was switched off: remove LinkRay's own profile (by its id: nothing of the
-    CSMS's is touched), so the charger is limited by the CSMS alone again."""
+    """Balancing was switched off (or the site limit removed): remove LinkRay's own profile (by
+    its id: nothing of the CSMS's is touched), so the charger is limited by the CSMS alone again."""
     charge_box_id = charger.charge_box_id
     try:
         answer = await commands.send_call(
@@ -364,8 +378,9 @@ async def _release(charger: ChargerSnapshot) -> None:
         logger.warning("balancing_release_failed charge_box_id=%s error=%s", charge_box_id, error)
         return
     logger.info("balancing_released charge_box_id=%s status=%s", charge_box_id, answer.get("status"))
+    reason = "balancing off" if not charger.balancing.charger.balancing_enabled else "site limit not set"
     await database_sync_to_async(ChargerBalancing.objects.filter(pk=charger.balancing.pk).update)(
-        sent_limit=None, sent_unit="", sent_at=None, sent_key="", limit_a=None, limit_w=None, reason="balancing off"
+        sent_limit=None, sent_unit="", sent_at=None, sent_key="", limit_a=None, limit_w=None, reason=reason
     )
 
 
@@ -408,6 +423,10 @@ def _record_sent(balancing: ChargerBalancing, decision: ChargerAllocation, unit:
     previous = balancing.sent_limit if balancing.sent_key == key else None
     if decision.limit_a > 0 and (previous is None or previous == 0):
         fields.update(charging_since_at=now, paused_since_at=None)
+    elif decision.limit_a == 0 and decision.reason == Reason.IDLE:
+        # No car to hold back: the next car starts as soon as its minimum fits, without the
+        # resume wait meant for a car LinkRay paused.
+        fields.update(paused_since_at=None)
     elif decision.limit_a == 0 and (previous is None or previous > 0):
         fields.update(paused_since_at=now)
     if previous is None or decision.limit_a > previous:

@@ -4,6 +4,7 @@ API validates through them (balancing.services), so both refuse the same input t
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from balancing.models import ChargerBalancing, SiteSettings
 from linkray_site.electrical import SITE_PHASES, parse_wiring
@@ -13,6 +14,16 @@ AC_MIN_CURRENT_A = 6.0
 
 SITE_FIELDS = ["grid_limit_a", "grid_limit_kw", "margin_a", "failsafe_current_a", "nominal_voltage_v", "control_period_s"]
 CHARGER_FIELDS = ["kind", "phases", "min_current_a", "max_current_a", "max_power_w", "priority", "rate_unit"]
+
+
+def _within_range(form: forms.ModelForm, name: str, value) -> bool:
+    """The model field's own range check, ahead of the model validation that runs after clean():
+    a value refused there must not also raise a comparison error on the field it is compared with."""
+    try:
+        form._meta.model._meta.get_field(name).run_validators(value)
+    except ValidationError:
+        return False
+    return True
 
 
 class SiteSettingsForm(forms.ModelForm):
@@ -37,7 +48,8 @@ class SiteSettingsForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         limit_a, margin_a = cleaned.get("grid_limit_a"), cleaned.get("margin_a")
-        if limit_a is not None and margin_a is not None and margin_a >= limit_a:
+        if (limit_a is not None and margin_a is not None and margin_a >= limit_a
+                and _within_range(self, "grid_limit_a", limit_a) and _within_range(self, "margin_a", margin_a)):
             self.add_error("margin_a", "must be smaller than the grid limit")
         return cleaned
 
@@ -105,6 +117,7 @@ class ChargerBalancingForm(forms.ModelForm):
                 self.add_error("min_current_a", "must be at least 6 A for an AC charger (IEC 61851-1)")
         if kind == "dc" and cleaned.get("max_power_w") is None and maximum is None and "max_power_w" not in self.errors:
             self.add_error("max_power_w", "a DC charger needs its maximum power (or a maximum current)")
-        if minimum is not None and maximum is not None and minimum > maximum:
+        if (minimum is not None and maximum is not None and minimum > maximum
+                and "min_current_a" not in self.errors and _within_range(self, "max_current_a", maximum)):
             self.add_error("min_current_a", "must not exceed the maximum current")
         return cleaned

@@ -133,6 +133,7 @@ def balanced_chargers() -> list[dict[str, Any]]:
                 "limit_a": balancing.limit_a if balancing else None,
                 "reason": (balancing.reason if balancing else "") or "no decision yet",
                 "controllable": balancing.controllable if balancing else True,
+                "not_controllable_reason": balancing.not_controllable_reason if balancing else "",
             }
         )
     return rows

@@ -31,7 +31,7 @@ class InvalidSettings(Exception):
 def _errors(form) -> dict[str, str]:
     fields = {}
     for name, messages in form.errors.items():
-        fields[name if name != "__all__" else "body"] = " ".join(str(message) for message in messages)
+        fields[name if name != "__all__" else "body"] = "; ".join(str(message) for message in messages)
     return fields
 
 
@@ -112,6 +112,8 @@ def update_charger_balancing(principal: Principal | None, charge_box_id: str, ch
     (installers configure before the chargers arrive)."""
     with transaction.atomic():
         charger, created = Charger.objects.get_or_create(charge_box_id=charge_box_id)
+        if created and "enabled" not in changes:
+            changes = {**changes, "enabled": True}  # configured for balancing before it arrives: balanced
         balancing = balancing_for(charger)
         before = charger_balancing_dict(balancing)
         data = {**before, **changes}

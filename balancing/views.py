@@ -28,6 +28,12 @@ class ChargerBalancingPageForm(ChargerBalancingForm):
         del self.fields["enabled"]
 
 
+def charger_balancing_page_form(charge_box_id: str) -> ChargerBalancingPageForm | None:
+    """The charger page's balancing form, unbound (None for an unknown charger)."""
+    charger = Charger.objects.filter(charge_box_id=charge_box_id).first()
+    return ChargerBalancingPageForm(instance=services.balancing_for(charger)) if charger is not None else None
+
+
 @right_required(VIEW_SITE)
 @require_http_methods(["GET"])
 def site_panel(request):

@@ -7,8 +7,8 @@ three priorities; some lending, some CSMS caps, some idle, some not controllable
 fuse is scaled so that some chargers are paused and others are capped: every branch of the
 algorithm runs. Each size is timed `repeats` times (fewer for 10,000 so the script stays under a
 minute); the table shows the median and the 99th percentile. Target: 1,000 chargers under 5 ms
-(median). Pure CPU: no I/O, no Django. The closed-loop reaction bench (load step to all new limits
-acknowledged) needs the control loop and lives with it.
+(median). Pure CPU: no I/O, no Django. `--closed-loop` measures the closed-loop reaction instead
+(load step to all new limits acknowledged) through `manage.py serve` and the site simulator.
 """
 
 from __future__ import annotations
@@ -89,13 +89,16 @@ def percentile(values: list[float], fraction: float) -> float:
 #
 #     .venv/bin/python bench/balancing.py --closed-loop [--chargers 50] [--steps 5]
 #
-# `manage.py serve` (embedded) as a subprocess with a simulated SDM630 grid meter and N simulated
-# chargers (the `ocpp` package, obeying their profiles after 0.3 s), all 3-phase AC, max 32 A,
-# behind a 63 A * N/4 fuse. Each step raises the base load so that every charger must get a lower
-# limit; the time measured runs from the step (the meter's values change) to the last charger
-# having received and accepted its new, lower LinkRay limit. Target: under 1 s plus the meter poll.
+# `manage.py serve` (embedded) as a subprocess between the site simulator's peers (sitesim): a
+# simulated SDM630 grid meter, N simulated chargers (the `ocpp` package, obeying their profiles
+# after 0.3 s, MeterValues every 0.3 s), all 3-phase AC, max 32 A, behind a 16 A * N + 20 A fuse,
+# and the sitesim CSMS. Each step raises the base load so that every charger must get a lower
+# limit; the time measured runs from the step (the meter's values change) to the last charger's
+# answer accepting its new, lower LinkRay limit (the chargers timestamp their answers). Target:
+# under 1 s plus the meter poll.
 
 CLOSED_LOOP_POLL_S = 0.5
+CLOSED_LOOP_REACTION_DELAY_S = 0.3
 
 
 async def closed_loop(chargers: int, steps: int) -> list[float]:
@@ -104,9 +107,10 @@ async def closed_loop(chargers: int, steps: int) -> list[float]:
     import urllib.request
 
     from gateway.profiles import BALANCING_PROFILE_ID
-    from tests.peers.csms import CsmsServer
+    from sitesim.charger import SimulatedCharger
+    from sitesim.csms import SimulatedCsms
+    from sitesim.site import Site
     from tests.peers.linkray import LinkRayProcess
-    from tests.peers.balancing_site import Site
     from tests.peers.waiting import wait_for
 
     token = "bench-token"
@@ -120,59 +124,79 @@ async def closed_loop(chargers: int, steps: int) -> list[float]:
             return json.loads(response.read() or b"{}")
 
     def limit_of(charger):
-        for profile in charger.peer.profiles:
-            if profile.get("charging_profile_id") == BALANCING_PROFILE_ID:
-                return float(profile["charging_schedule"]["charging_schedule_period"][0]["limit"])
-        return None
+        profile = charger.profiles.find(BALANCING_PROFILE_ID)
+        return None if profile is None else profile.periods[0].limit
+
+    def last_accepted_at(charger):
+        """time.monotonic() of the charger's last accepted LinkRay profile."""
+        return max(
+            (at for at, action, status, profile_id in charger.profile_answers
+             if action == "SetChargingProfile" and status == "Accepted" and profile_id == BALANCING_PROFILE_ID),
+            default=None,
+        )
 
     fuse_a = 16.0 * chargers + 20.0
-    site = Site(base_current_a=(10.0, 10.0, 10.0))
-    await site.meter.start()
-    csms = await CsmsServer().start()
-    data_dir = Path(tempfile.mkdtemp(prefix="linkray-bench-balancing-"))
-    linkray = LinkRayProcess(
-        {
-            "LINKRAY_CSMS_URL": csms.url,
-            "LINKRAY_API_TOKEN": token,
-            "LINKRAY_METER_CONFIG_RELOAD_S": "0.5",
-            "LINKRAY_BALANCING_INCREASE_INTERVAL_S": "0.5",
-            "LINKRAY_BALANCING_RESUME_AFTER_S": "2",
-            "LINKRAY_LOG_LEVEL": "warning",
-        },
-        data_dir,
-    ).start()
+    fleet = [
+        SimulatedCharger(f"BENCH{index:03d}", kind="ac3", max_current_a=32, reaction_delay_s=CLOSED_LOOP_REACTION_DELAY_S,
+                         meter_value_interval_s=0.3)
+        for index in range(chargers)
+    ]
+    site = Site(None, fleet, base_load_a=(10.0, 10.0, 10.0), csms=SimulatedCsms())
+    linkray = None
     durations = []
     try:
+        await site.start_peers()
+        data_dir = Path(tempfile.mkdtemp(prefix="linkray-bench-balancing-"))
+        linkray = LinkRayProcess(
+            {
+                "LINKRAY_CSMS_URL": site.csms.url,
+                "LINKRAY_API_TOKEN": token,
+                "LINKRAY_METER_CONFIG_RELOAD_S": "0.5",
+                "LINKRAY_BALANCING_INCREASE_INTERVAL_S": "0.5",
+                "LINKRAY_BALANCING_RESUME_AFTER_S": "2",
+                "LINKRAY_LOG_LEVEL": "warning",
+            },
+            data_dir,
+        ).start()
         await asyncio.to_thread(api, linkray, "POST", "/meters", {
             "name": "grid", "model": "sdm630", "transport": "tcp", "host": "127.0.0.1", "port": site.meter.port,
             "unit_id": 1, "role": "grid", "poll_interval_s": CLOSED_LOOP_POLL_S, "stale_after_s": 3})
         await asyncio.to_thread(api, linkray, "PUT", "/site", {"grid_limit_a": fuse_a})
-        for index in range(chargers):
-            await asyncio.to_thread(api, linkray, "PUT", f"/chargers/BENCH{index:03d}/balancing", {"enabled": True, "kind": "ac3", "max_current_a": 32})
-        for index in range(chargers):
-            charger = await site.add_charger(linkray.url, f"BENCH{index:03d}")
-            await charger.start_charging()
-        await wait_for(lambda: all(limit_of(c) is not None for c in site.chargers) and max(site.grid_current_a()) <= fuse_a,
+        for charger in fleet:
+            await asyncio.to_thread(api, linkray, "PUT", f"/chargers/{charger.charge_box_id}/balancing",
+                                    {"enabled": True, "kind": "ac3", "max_current_a": 32})
+        site.linkray_url = linkray.url
+        await site.connect_chargers(timeout_s=60)
+        for charger in fleet:
+            await charger.plug_in(1_000_000.0, timeout_s=30)
+        await wait_for(lambda: all(limit_of(c) is not None for c in fleet) and max(site.grid_current_a().values()) <= fuse_a,
                        timeout=120, what="settled")
         base = 10.0
         for _ in range(steps):
             await asyncio.sleep(3)  # settle
-            before = {c.charge_box_id: limit_of(c) for c in site.chargers}
+            before = {c.charge_box_id: limit_of(c) for c in fleet}
             base += 3.0 * chargers
-            started = time.perf_counter()
-            site.set_base(base, base, base)
-            await wait_for(lambda: all(limit_of(c) is not None and limit_of(c) < before[c.charge_box_id] for c in site.chargers),
-                           timeout=60, what="every charger cut", interval=0.005)
-            durations.append(time.perf_counter() - started)
+            started = time.monotonic()
+            site.set_base_load_a((base, base, base))
+
+            def all_cut():
+                # Read at the moment the last cut is in: each charger's last accepted answer is
+                # the one that installed its lower limit.
+                if all(limit_of(c) is not None and limit_of(c) < before[c.charge_box_id] for c in fleet):
+                    return max(last_accepted_at(c) for c in fleet)
+                return None
+
+            acknowledged_at = await wait_for(all_cut, timeout=60, what="every charger cut", interval=0.005)
+            durations.append(acknowledged_at - started)
             # back down so the next step starts from full shares again
             base -= 3.0 * chargers
-            site.set_base(base, base, base)
-            await wait_for(lambda: all(limit_of(c) is not None and limit_of(c) >= before[c.charge_box_id] - 0.1 for c in site.chargers),
+            site.set_base_load_a((base, base, base))
+            await wait_for(lambda: all(limit_of(c) is not None and limit_of(c) >= before[c.charge_box_id] - 0.1 for c in fleet),
                            timeout=60, what="back up")
     finally:
-        await site.close()
-        linkray.stop()
-        await csms.stop()
+        await site.stop()
+        if linkray is not None:
+            linkray.stop()
     return durations
 
 
@@ -181,7 +205,7 @@ def main_closed_loop(chargers: int, steps: int) -> int:
 
     durations = _asyncio.run(closed_loop(chargers, steps))
     target_s = 1.0 + CLOSED_LOOP_POLL_S
-    print(f"closed loop, {chargers} chargers, meter poll {CLOSED_LOOP_POLL_S} s, charger delay 0.3 s: load step -> all new limits accepted")
+    print(f"closed loop, {chargers} chargers, meter poll {CLOSED_LOOP_POLL_S} s, charger delay {CLOSED_LOOP_REACTION_DELAY_S} s: load step -> all new limits accepted")
     print("steps (s): " + ", ".join(f"{value:.2f}" for value in durations))
     median_s = statistics.median(durations)
     print(f"median {median_s:.2f} s, max {max(durations):.2f} s; target under {target_s:.1f} s (1 s + the meter poll): "

@@ -47,6 +47,7 @@ def charger_detail(charge_box_id: str) -> dict | None:
     from balancing.selectors import charger_balancing_view  # balancing builds on the gateway, not the reverse
 
     detail["balancing"] = charger_balancing_view(charger)
+    detail["allocation"] = detail["balancing"]["allocation"]  # the decision and its reason, at the top too
     detail["open_transactions"] = list(
         TransactionRecord.objects.filter(charger=charger, stopped_at__isnull=True).values(
             "connector_id", "transaction_id", "csms_transaction_id", "id_tag", "id_tag_status", "started_at", "started_offline"

@@ -82,10 +82,8 @@ class SessionLogin(APIKeyCookie):
     param_name = "sessionid"
 
     def _get_key(self, request: HttpRequest) -> str | None:
-        # No session cookie: a caller with no credentials at all, who gets 401 "authentication
-        # required" like every anonymous caller, not a 403 about a CSRF token it never needed.
-        if self.param_name not in request.COOKIES:
-            return None
+        if not request.COOKIES.get(self.param_name):
+            return None  # no session at all: unauthenticated (401), not a failed CSRF check (403)
         try:
             return super()._get_key(request)
         except HttpError as error:  # ninja's "CSRF check Failed"

@@ -88,7 +88,7 @@ def save_meter(principal, meter: Meter, changes: dict[str, Any]) -> Meter:
         fields = {}
         for name, messages in form.errors.items():
             key = {"model_key": "model", "__all__": "body"}.get(name, name)
-            fields[key] = " ".join(str(message) for message in messages)
+            fields[key] = "; ".join(str(message) for message in messages)
         raise InvalidMeter(fields)
     with transaction.atomic():
         meter = form.save()

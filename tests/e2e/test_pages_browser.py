@@ -192,7 +192,7 @@ async def test_an_operator_stops_a_session_and_unlocks_a_connector_from_the_phon
             await page.locator('#connectors tr[data-connector-id="2"]').get_by_role("button", name="Unlock").click()
         await expect(page.locator(".messages")).to_contain_text("unlock connector 2: Unlocked")
         assert ("UnlockConnector", {"connector_id": 2}) in peer.requests
-        rows = stack.query("SELECT actor, action, target, outcome FROM audit_auditentry WHERE action LIKE 'charger.%' ORDER BY id")
+        rows = stack.query("SELECT actor, action, target, outcome FROM audit_auditentry WHERE action LIKE 'charger.%%' ORDER BY id")
         assert rows == [
             ("operator", "charger.call.RemoteStopTransaction", CHARGERS[0], "answered Accepted"),
             ("operator", "charger.call.UnlockConnector", CHARGERS[0], "answered Unlocked"),

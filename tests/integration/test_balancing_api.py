@@ -74,6 +74,51 @@ def test_bad_site_settings_are_400_with_a_message_for_the_field(body, field):
     assert not AuditEntry.objects.filter(action="site.update").exists()
 
 
+@pytest.mark.parametrize(
+    ("body", "field", "innocent"),
+    [
+        ({"grid_limit_a": -1, "margin_a": 2}, "grid_limit_a", "margin_a"),
+        ({"grid_limit_a": 0}, "grid_limit_a", "margin_a"),
+    ],
+)
+def test_a_bad_value_is_blamed_on_its_own_field_only(body, field, innocent):
+    put("/api/site", {"grid_limit_a": 63, "margin_a": 2})
+    fields = put("/api/site", body).json()["fields"]
+    assert field in fields and innocent not in fields
+
+
+def test_a_bad_charger_maximum_does_not_blame_the_minimum():
+    fields = put("/api/chargers/CP-1/balancing", {"kind": "ac3", "min_current_a": 10, "max_current_a": -1}).json()["fields"]
+    assert "max_current_a" in fields and "min_current_a" not in fields
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("put", "/api/site", {"grid_limit_a": 63}),
+        ("put", "/api/site/setpoint", {"max_import_a": 40, "valid_for_s": 60}),
+        ("delete", "/api/site/setpoint", None),
+        ("put", "/api/chargers/CP-1/balancing", {"enabled": True}),
+        ("post", "/api/meters", {"name": "grid"}),
+    ],
+)
+def test_an_anonymous_write_is_401_and_changes_nothing(method, path, body):
+    client = Client(enforce_csrf_checks=True)
+    kwargs = {"data": body, "content_type": "application/json"} if body is not None else {}
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == 401 and response.json() == {"error": "authentication required"}
+    assert not AuditEntry.objects.exists() and SiteSettings.load().grid_limit_a is None
+
+
+def test_a_staff_session_writes_with_its_csrf_token_only():
+    client = logged_in("operator")
+    client.handler.enforce_csrf_checks = True
+    assert client.put("/api/site", {"grid_limit_a": 63}, content_type="application/json").status_code == 403
+    token = client.get("/balancing/site/").cookies["csrftoken"].value
+    response = client.put("/api/site", {"grid_limit_a": 63}, content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 200 and response.json()["grid_limit_a"] == 63
+
+
 def test_site_changes_are_audited_with_before_and_after():
     put("/api/site", {"grid_limit_a": 63})
     put("/api/site", {"grid_limit_a": 50})
@@ -109,7 +154,6 @@ def test_a_setpoint_is_set_shown_and_cleared():
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"max_import_a": 40}, "valid_for_s"),
         ({"max_import_a": 40, "max_import_kw": 20, "valid_for_s": 60}, "body"),
         ({"valid_for_s": 60}, "body"),
         ({"max_import_a": -1, "valid_for_s": 60}, "max_import_a"),
@@ -122,6 +166,13 @@ def test_bad_setpoints_are_400(body, field):
     assert response.status_code == 400
     assert field in response.json()["fields"]
     assert not Setpoint.objects.exists()
+
+
+def test_a_setpoint_without_valid_for_s_expires_after_15_minutes():
+    response = put("/api/site/setpoint", {"max_import_a": 40})
+    assert response.status_code == 200, response.json()
+    setpoint = Setpoint.objects.get()
+    assert (setpoint.valid_until - setpoint.set_at).total_seconds() == 900
 
 
 def test_a_viewer_cannot_write_the_setpoint_an_operator_can():
@@ -149,12 +200,21 @@ def test_a_charger_not_seen_yet_is_registered_with_its_balancing():
     assert entry.target == "CP-NEW" and entry.outcome == "charger registered"
 
 
+def test_a_charger_registered_without_enabled_is_balanced_a_known_one_keeps_its_switch():
+    assert put("/api/chargers/CP-NEW/balancing", {"kind": "ac1", "phases": ["L2"], "max_current_a": 16}).json()["enabled"] is True
+    Charger.objects.create(charge_box_id="CP-OFF")
+    assert put("/api/chargers/CP-OFF/balancing", {"kind": "ac1", "max_current_a": 16}).json()["enabled"] is False
+    put("/api/chargers/CP-NEW/balancing", {"enabled": False})
+    assert put("/api/chargers/CP-NEW/balancing", {"priority": 2}).json()["enabled"] is False
+
+
 def test_charger_detail_shows_balancing_settings_and_allocation():
     put("/api/chargers/CP-1/balancing", {"kind": "ac1", "phases": ["L2"], "max_current_a": 16})
     ChargerBalancing.objects.filter(charger__charge_box_id="CP-1").update(limit_a=10, reason="fair share")
     detail = Client().get("/api/chargers/CP-1", **bearer()).json()
     assert detail["balancing"]["phases"] == ["L2"]
     assert detail["balancing"]["allocation"]["limit_a"] == 10 and detail["balancing"]["allocation"]["reason"] == "fair share"
+    assert detail["allocation"] == detail["balancing"]["allocation"]
     assert Client().get("/api/chargers/CP-1/balancing", **bearer()).json()["kind"] == "ac1"
 
 

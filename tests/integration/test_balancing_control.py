@@ -189,6 +189,45 @@ async def test_an_unchanged_allocation_is_not_sent_again_but_a_new_transaction_i
     assert chargers.limits() == [("CP-A", 20)]
 
 
+async def test_a_car_arriving_at_a_charger_left_at_0_a_while_idle_gets_its_share_at_once(chargers):
+    await site_async(grid_limit_a=32)
+    await charger_async("CP-A", kind="ac1", phases=["L1"], max_current_a=32)
+    idle = await charger_async("CP-B", kind="ac1", phases=["L1"], max_current_a=32, charging=False)
+    grid_async(0, 0, 0)
+    await cycle()
+    row = await ChargerBalancing.objects.aget(charger__charge_box_id="CP-B")
+    assert (row.limit_a, row.reason, row.sent_limit) == (0, "no car charging", 0)  # CP-A takes the whole phase
+    state = ChargerState.from_dict(idle.state)
+    state.connector(1).status = "Charging"
+    state.transactions[9] = Transaction(9, 1, "TAG", 0, NOW + timedelta(seconds=1))
+    await Charger.objects.filter(pk=idle.pk).aupdate(state=state.to_dict())
+    await cycle(NOW + timedelta(seconds=2))
+    row = await ChargerBalancing.objects.aget(charger__charge_box_id="CP-B")
+    assert row.limit_a == 16 and row.reason == "fair share"
+
+
+async def test_a_draw_reported_before_a_cut_does_not_free_capacity_that_is_not_there(chargers):
+    await site_async(grid_limit_a=32)
+    first = await charger_async("CP-A", kind="ac1", phases=["L1"], max_current_a=32)
+    second = await charger_async("CP-B", kind="ac1", phases=["L1"], max_current_a=32)
+    grid_async(0, 0, 0)
+    await cycle()
+    assert sorted(chargers.limits()) == [("CP-A", 16), ("CP-B", 16)]
+    for charger in (first, second):  # both cars draw their 16 A, as their MeterValues say
+        state = ChargerState.from_dict(charger.state)
+        state.connector(1).meter.current_a = Phases(16.0, None, None)
+        await Charger.objects.filter(pk=charger.pk).aupdate(state=state.to_dict())
+    grid_async(50, 0, 0, at=NOW + timedelta(seconds=1))  # the building takes 18 A
+    chargers.calls.clear()
+    await cycle(NOW + timedelta(seconds=1))
+    assert sorted(chargers.limits()) == [("CP-A", 7), ("CP-B", 7)]  # cut at once
+    # The cars obey (grid 18 + 7 + 7) before their next MeterValues, which still say 16 A each.
+    grid_async(32, 0, 0, at=NOW + timedelta(seconds=10))
+    await cycle(NOW + timedelta(seconds=10))
+    rows = [row async for row in ChargerBalancing.objects.order_by("charger__charge_box_id")]
+    assert [row.limit_a for row in rows] == [7, 7]
+
+
 async def test_a_lower_setpoint_is_obeyed_until_it_expires(chargers):
     await site_async(grid_limit_a=40)
     await charger_async("CP-A")
@@ -232,6 +271,29 @@ async def test_switching_balancing_off_removes_only_linkray_s_own_profile(charge
     assert chargers.calls == []
 
 
+async def test_removing_the_site_limit_removes_linkray_s_profiles_too(chargers):
+    await site_async(grid_limit_a=10)
+    charger = await charger_async("CP-A", kind="ac1", phases=["L1"], max_current_a=32)
+    await charger_async("CP-B", kind="ac1", phases=["L1"], max_current_a=32)
+    grid_async(0, 0, 0)
+    await cycle()
+    assert sorted(limit for _, limit in chargers.limits()) == [0, 10]  # one paused: 10 A fits one minimum
+    await site_async(grid_limit_a=None)
+    chargers.calls.clear()
+    await cycle(NOW + timedelta(seconds=1))
+    for task in list(control._in_flight.values()):
+        await task
+    assert sorted(chargers.calls) == [
+        ("CP-A", "ClearChargingProfile", {"id": profiles.BALANCING_PROFILE_ID}),
+        ("CP-B", "ClearChargingProfile", {"id": profiles.BALANCING_PROFILE_ID}),
+    ]
+    row = await ChargerBalancing.objects.aget(charger=charger)
+    assert row.sent_limit is None and row.reason == "site limit not set"
+    chargers.calls.clear()
+    await cycle(NOW + timedelta(seconds=2))
+    assert chargers.calls == []
+
+
 async def test_a_reconnect_sends_the_limit_again(chargers):
     await site_async(grid_limit_a=20)
     charger = await charger_async("CP-A")
@@ -263,6 +325,15 @@ async def test_a_dc_charger_is_limited_in_watts_and_its_draw_read_from_its_power
     schedule = request["csChargingProfiles"]["chargingSchedule"]
     assert schedule["chargingRateUnit"] == "W"
     assert schedule["chargingSchedulePeriod"][0]["limit"] == pytest.approx(20 * 3 * 230, abs=1)
+
+
+async def test_a_dc_charger_given_only_a_maximum_current_is_held_to_it(chargers):
+    await site_async(grid_limit_a=63)
+    await charger_async("CP-DC", kind="dc", max_power_w=None, max_current_a=10)
+    grid_async(0, 0, 0)
+    await cycle()
+    row = await ChargerBalancing.objects.aget(charger__charge_box_id="CP-DC")
+    assert row.limit_a == 10 and row.reason == "capped by its maximum"
 
 
 async def test_no_site_limit_means_no_balancing(chargers):

@@ -61,6 +61,25 @@ def test_the_site_panel_shows_the_setpoints_end_in_the_one_site_time_format(admi
     assert f"until {format_site_time(setpoint.valid_until)} (token:ems)" in html
 
 
+def test_the_dashboard_itself_carries_the_site_panel_before_any_poll(admin_client):
+    SiteSettings.objects.create(pk=1, grid_limit_a=40)
+    charger = Charger.objects.create(charge_box_id="CP-1", balancing_enabled=True)
+    ChargerBalancing.objects.create(charger=charger, limit_a=6, reason="failsafe")
+    html = admin_client.get("/").content.decode()
+    panel = html[html.index('id="site-panel-live"'):html.index('id="dashboard-live"')]
+    assert 'id="site-failsafe"' in panel and "no fresh grid reading" in panel
+    assert "40.0 A" in panel and "CP-1" in panel
+
+
+def test_the_charger_page_itself_carries_the_decision_and_the_balancing_form(admin_client):
+    charger = Charger.objects.create(charge_box_id="CP-1", balancing_enabled=True)
+    ChargerBalancing.objects.create(charger=charger, limit_a=8, limit_w=5520, reason="capped by CSMS")
+    html = admin_client.get("/chargers/CP-1/").content.decode()
+    part = html[html.index('id="balancing"'):]
+    assert "8.0 A" in part and "capped by CSMS" in part
+    assert 'name="kind"' in part and 'name="csrfmiddlewaretoken"' in part
+
+
 def test_the_site_panel_asks_for_a_limit_before_anything_else(admin_client):
     assert "No grid limit set" in admin_client.get("/balancing/site/panel/").content.decode()
 
@@ -153,3 +172,42 @@ def test_admin_bulk_actions_switch_balancing_and_are_audited(admin_client):
     admin_client.post("/admin/gateway/charger/", {"action": "disable_balancing", "_selected_action": [first.pk, second.pk]})
     assert not Charger.objects.filter(balancing_enabled=True).exists()
     assert ChargerBalancing.objects.count() == 2
+
+
+def test_the_admin_refuses_balancing_settings_the_api_would_refuse(admin_client):
+    charger = Charger.objects.create(charge_box_id="CP-1", balancing_enabled=True)
+    balancing = ChargerBalancing.objects.create(charger=charger, kind="ac3", max_current_a=16)
+    response = admin_client.post(
+        f"/admin/balancing/chargerbalancing/{balancing.pk}/change/",
+        {"kind": "ac1", "phases": "L1, L2", "min_current_a": "3", "max_current_a": "16", "max_power_w": "", "priority": "0", "rate_unit": ""},
+    )
+    assert response.status_code == 200 and "wired to 1 site phase" in response.content.decode()
+    assert "at least 6 A" in response.content.decode()
+    assert ChargerBalancing.objects.get(pk=balancing.pk).kind == "ac3"
+    saved = admin_client.post(
+        f"/admin/balancing/chargerbalancing/{balancing.pk}/change/",
+        {"kind": "ac1", "phases": "L2", "min_current_a": "8", "max_current_a": "16", "max_power_w": "", "priority": "0", "rate_unit": ""},
+    )
+    assert saved.status_code == 302
+    assert ChargerBalancing.objects.get(pk=balancing.pk).phases == ["L2"]
+    assert AuditEntry.objects.get(action="charger.balancing.update", target="CP-1").after == {"kind": "ac1", "phases": ["L2"], "min_current_a": 8.0}
+
+
+def test_the_admin_refuses_a_margin_as_large_as_the_grid_limit(admin_client):
+    SiteSettings.load()
+    response = admin_client.post(
+        "/admin/balancing/sitesettings/1/change/",
+        {"grid_limit_a": "40", "grid_limit_kw": "", "margin_a": "40", "failsafe_current_a": "6", "nominal_voltage_v": "230", "control_period_s": "1"},
+    )
+    assert response.status_code == 200 and "must be smaller than the grid limit" in response.content.decode()
+    assert SiteSettings.load().grid_limit_a is None
+
+
+def test_the_site_panel_tells_the_operator_why_a_charger_is_not_controllable(admin_client):
+    SiteSettings.objects.create(pk=1, grid_limit_a=40)
+    charger = Charger.objects.create(charge_box_id="CP-1", balancing_enabled=True)
+    ChargerBalancing.objects.create(
+        charger=charger, controllable=False, not_controllable_reason="answered SetChargingProfile NotSupported", reason="not connected"
+    )
+    html = admin_client.get("/").content.decode()
+    assert "not controllable</strong>: answered SetChargingProfile NotSupported" in html
