@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import resource
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
@@ -18,6 +20,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from gateway import services
+from gateway.connection_limits import ConnectionLimits, charger_capacity, retry_after_s
 from gateway.events import charger_group
 from gateway.offline_runtime import attach_offline
 from gateway.runtime import runtime
@@ -28,12 +31,51 @@ from gateway.session import (
     ChargerSession,
     SessionConfig,
 )
-from gateway.upstream import UpstreamConfig, UpstreamLink, UpstreamRejected, charger_url
+from gateway.upstream import ConnectGate, UpstreamConfig, UpstreamLink, UpstreamRejected, charger_url
 
 logger = logging.getLogger(__name__)
 
 # channels-redis forgets group members after a day; long-lived chargers re-join well before.
 _GROUP_REFRESH_S = 3600
+# The ASGI "websocket denial response" extension (gateway.websocket_server adds it to daphne).
+_DENIAL_EXTENSION = "websocket.http.response"
+
+
+class RetryLater(Exception):
+    """Admission could not finish in time: the charger gets HTTP 503 with Retry-After."""
+
+    def __init__(self, reason: str, **fields):
+        super().__init__(reason)
+        self.reason = reason
+        self.fields = fields
+
+
+# Process-wide, built on first use: sockets per client address and in all (see
+# gateway.connection_limits), and the gate the CSMS legs' handshakes pass through.
+_limits: ConnectionLimits | None = None
+_gate: tuple[asyncio.AbstractEventLoop, ConnectGate] | None = None
+_retry_rng = random.Random()
+
+
+def connection_limits() -> ConnectionLimits:
+    global _limits
+    if _limits is None:
+        open_files, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        _limits = ConnectionLimits(
+            max_per_address=settings.LINKRAY_MAX_CONNECTIONS_PER_ADDRESS, max_total=charger_capacity(open_files)
+        )
+        logger.info(
+            "connection_limits max_per_address=%s max_total=%s", _limits.max_per_address, _limits.max_total
+        )
+    return _limits
+
+
+def csms_connect_gate() -> ConnectGate:
+    global _gate
+    loop = asyncio.get_running_loop()
+    if _gate is None or _gate[0] is not loop:
+        _gate = (loop, ConnectGate(settings.LINKRAY_CSMS_CONNECT_CONCURRENCY, settings.LINKRAY_CSMS_CONNECT_JITTER_S))
+    return _gate[1]
 
 
 def charge_box_id_from_scope(scope) -> tuple[str, str]:
@@ -57,13 +99,31 @@ class ChargerConsumer(AsyncConsumer):
         message = await receive()
         if message["type"] != "websocket.connect":
             return
+        client = scope.get("client")
+        address = str(client[0]) if client else "-"
+        limits = connection_limits()
+        refusal = limits.try_open(address)
+        if refusal is not None:
+            reason = "too_many_connections_from_address" if refusal.reason == "address_limit" else "at_capacity"
+            await self._retry_later(RetryLater(reason, address=address, open=refusal.open_count, limit=refusal.limit))
+            return
         try:
-            admitted = await self._admit()
+            await self._serve(receive)
+        finally:
+            limits.release(address)
+
+    async def _serve(self, receive) -> None:
+        started = asyncio.get_running_loop().time()
+        try:
+            admitted = await self._admit(started)
+        except RetryLater as refusal:
+            await self._retry_later(refusal)
+            return
         except Exception:
-            logger.exception("charger_admission_failed path=%s", scope.get("path"))
+            logger.exception("charger_admission_failed path=%s", self.scope.get("path"))
             admitted = False
         if not admitted:
-            await send({"type": "websocket.close", "code": 1008})
+            await self.base_send({"type": "websocket.close", "code": 1008})
             return
         session = self.session
         try:
@@ -94,7 +154,36 @@ class ChargerConsumer(AsyncConsumer):
 
     # --- connect ---------------------------------------------------------------------------
 
-    async def _admit(self) -> bool:
+    async def _retry_later(self, refusal: RetryLater) -> None:
+        """Refuse with HTTP 503 and Retry-After (a charger retries that), logged with the reason."""
+        charge_box_id, _ = charge_box_id_from_scope(self.scope)
+        retry_after = retry_after_s(settings.LINKRAY_RETRY_AFTER_S, _retry_rng)
+        fields = "".join(f" {name}={value}" for name, value in refusal.fields.items())
+        logger.warning(
+            "charger_refused charge_box_id=%s reason=%s%s status=503 retry_after_s=%s",
+            charge_box_id or "-",
+            refusal.reason,
+            fields,
+            retry_after,
+        )
+        if _DENIAL_EXTENSION in self.scope.get("extensions", {}):
+            await self.base_send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": 503,
+                    "headers": [(b"retry-after", str(retry_after).encode()), (b"content-length", b"0")],
+                }
+            )
+            await self.base_send({"type": "websocket.http.response.body", "body": b""})
+        else:
+            await self.base_send({"type": "websocket.close", "code": 1013})  # "try again later"
+
+    def _check_deadline(self, started: float, stage: str) -> None:
+        waited_s = asyncio.get_running_loop().time() - started
+        if waited_s > settings.LINKRAY_ADMISSION_TIMEOUT_S:
+            raise RetryLater("admission_timeout", stage=stage, waited_s=f"{waited_s:.1f}")
+
+    async def _admit(self, started: float) -> bool:
         charge_box_id, raw_segment = charge_box_id_from_scope(self.scope)
         peer = self.scope.get("client")
         if not charge_box_id:
@@ -116,11 +205,20 @@ class ChargerConsumer(AsyncConsumer):
         if not decision.accepted:
             logger.warning("charger_refused charge_box_id=%s reason=%s peer=%s", charge_box_id, decision.reason, peer)
             return False
+        self._check_deadline(started, "database")
         session = await self._build_session(charge_box_id, raw_segment, authorization, decision)
         leg = await self._open_csms_leg(session)
         if leg == "refused":
             await database_sync_to_async(services.record_charger_gone)(charge_box_id, session.state, now)
             return False
+        try:
+            self._check_deadline(started, "csms_leg")
+        except RetryLater:
+            if session.upstream is not None:
+                self._connecting.cancel()
+                await session.upstream.close()
+            await database_sync_to_async(services.record_charger_gone)(charge_box_id, session.state, now)
+            raise
         self.session = session
         await self.base_send({"type": "websocket.accept", "subprotocol": "ocpp1.6"})
         previous = runtime.register(session)
@@ -159,6 +257,7 @@ class ChargerConsumer(AsyncConsumer):
                     on_up=lambda: self._csms_up(session),
                     on_down=lambda reason: self._csms_down(session, reason),
                     charge_box_id=charge_box_id,
+                    gate=csms_connect_gate(),
                 )
             )
         await attach_offline(session)
