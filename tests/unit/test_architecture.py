@@ -20,6 +20,7 @@ PURE_MODULES = [
     "gateway/state.py",
     "gateway/observe.py",
     "gateway/offline.py",
+    "gateway/connection_limits.py",
     "balancing/allocation.py",
     "balancing/pacing.py",
     "meters/registers.py",
