@@ -135,7 +135,13 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str(ENV, "LINKRAY_CHANNEL_PREFIX", "linkray")},
+            # redis-py 8 reads with a 5 s socket timeout, the same as channels-redis's 5 s
+            # BZPOPMIN: the read then timed out as the server answered, every 5 s, losing what
+            # was popped at that moment. The socket timeout must outlast the blocking pop.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": env_str(ENV, "LINKRAY_CHANNEL_PREFIX", "linkray"),
+            },
         }
     }
 

@@ -1,0 +1,212 @@
+"""Restart storms: a whole site's chargers connecting in the same second, after a restart or a
+SIGKILL, and several server processes behind one port (docs/performance.md, "Storms")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import urllib.request
+
+import pytest
+import websockets
+from ocpp.v16 import call
+from tests.e2e.test_offline import set_offline_policy
+from tests.peers.charger import ConnectedCharger
+from tests.peers.linkray import free_port
+from tests.peers.waiting import wait_for
+
+STORM_CHARGERS = 400
+KILL_STORM_CHARGERS = 200
+
+
+async def connect_all(url: str, charge_box_ids: list[str]) -> list[ConnectedCharger]:
+    """Every charger opens its websocket at the same moment; raises on the first that fails."""
+    results = await asyncio.gather(
+        *(ConnectedCharger(url, charge_box_id).connect() for charge_box_id in charge_box_ids), return_exceptions=True
+    )
+    failures = [result for result in results if isinstance(result, BaseException)]
+    chargers = [result for result in results if not isinstance(result, BaseException)]
+    if failures:
+        await close_all(chargers)
+        kinds = sorted({f"{type(failure).__name__}: {failure}" for failure in failures})
+        raise AssertionError(f"{len(failures)} of {len(charge_box_ids)} chargers failed to connect: {kinds[:5]}")
+    return chargers
+
+
+async def close_all(chargers: list[ConnectedCharger]) -> None:
+    await asyncio.gather(*(charger.close() for charger in chargers), return_exceptions=True)
+
+
+def boot() -> call.BootNotification:
+    return call.BootNotification(charge_point_vendor="Storm", charge_point_model="S-1")
+
+
+def queued_marks(csms, charge_box_id: str) -> list[str]:
+    marks = []
+    for raw in csms.received.get(charge_box_id, []):
+        message = json.loads(raw)
+        if message[0] == 2 and message[2] == "StatusNotification":
+            marks.append(message[3].get("info"))
+    return marks
+
+
+def start_processes(stack, env: dict[str, str] | None = None) -> list:
+    """Embedded: one LinkRay. Scale-out: two behind one port (SO_REUSEPORT)."""
+    if stack.kind == "embedded":
+        return [stack.start_linkray(env=env, name="a")]
+    port = free_port()
+    shared = {**(env or {}), "LINKRAY_REUSE_PORT": "true"}
+    return [stack.start_linkray(env=shared, name=name, port=port) for name in ("a", "b")]
+
+
+async def test_a_whole_site_connecting_in_the_same_second_is_accepted_and_relayed(stack):
+    csms = await stack.start_csms()
+    processes = start_processes(stack)
+    charge_box_ids = [f"STORM{index:04d}" for index in range(STORM_CHARGERS)]
+    chargers = await connect_all(processes[0].url, charge_box_ids)
+    try:
+        answers = await asyncio.gather(*(charger.call(boot()) for charger in chargers))
+        assert {answer.status for answer in answers} == {"Accepted"}
+        assert all(csms.actions_received(charge_box_id) == ["BootNotification"] for charge_box_id in charge_box_ids)
+        log = "".join(process.log() for process in processes)
+        assert "code=1006" not in log
+        assert "charger_refused" not in log
+        assert len(set(re.findall(r"charger_connected charge_box_id=(STORM\d+)", log))) == STORM_CHARGERS
+    finally:
+        await close_all(chargers)
+
+
+async def test_a_sigkill_with_messages_queued_then_everyone_reconnecting_at_once_loses_and_duplicates_nothing(stack):
+    csms = await stack.start_csms()
+    csms_port = csms.port
+    await csms.stop()  # the back office is away: every message is queued in LinkRay
+    env = {"LINKRAY_CSMS_URL": f"ws://127.0.0.1:{csms_port}", "LINKRAY_ORPHAN_REPLAY_AFTER_S": "3600"}
+    processes = start_processes(stack, env)
+    set_offline_policy(stack, "accept_all")
+    charge_box_ids = [f"KILL{index:04d}" for index in range(KILL_STORM_CHARGERS)]
+    chargers = await connect_all(processes[0].url, charge_box_ids)
+    try:
+        await asyncio.gather(
+            *(
+                charger.call(
+                    call.StatusNotification(connector_id=1, error_code="NoError", status="Available", info=f"queued-{charger.charge_box_id}")
+                )
+                for charger in chargers
+            )
+        )
+    finally:
+        for process in processes:
+            process.kill()  # power cut, messages still queued
+        await close_all(chargers)
+    await csms.start(csms_port)
+    for process in processes:
+        process.start()
+    chargers = await connect_all(processes[0].url, charge_box_ids)
+    try:
+        await wait_for(
+            lambda: all(queued_marks(csms, charge_box_id) for charge_box_id in charge_box_ids), 60, "every queued message replayed"
+        )
+        answers = await asyncio.gather(*(charger.call(call.Heartbeat()) for charger in chargers))
+        assert all(answer.current_time for answer in answers)
+        for charge_box_id in charge_box_ids:
+            assert queued_marks(csms, charge_box_id) == [f"queued-{charge_box_id}"], charge_box_id
+        await wait_for(
+            lambda: stack.query("SELECT COUNT(*) FROM gateway_charger WHERE charger_connected AND charge_box_id LIKE 'KILL%%'")
+            == [(KILL_STORM_CHARGERS,)],
+            30,
+            "every charger connected in the live model",
+        )
+        await wait_for(lambda: stack.query("SELECT COUNT(*) FROM gateway_queuedmessage") == [(0,)], 30, "queue emptied")
+    finally:
+        await close_all(chargers)
+
+
+async def test_one_address_beyond_its_connection_limit_gets_503_with_retry_after_and_a_log_line(stack):
+    if stack.kind != "embedded":
+        pytest.skip("the limit is per process; one process shows it")
+    await stack.start_csms()
+    linkray = stack.start_linkray(env={"LINKRAY_MAX_CONNECTIONS_PER_ADDRESS": "3", "LINKRAY_RETRY_AFTER_S": "7"})
+    chargers = await connect_all(linkray.url, ["LIM1", "LIM2", "LIM3"])
+    try:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await ConnectedCharger(linkray.url, "LIM4").connect()
+        response = refused.value.response
+        assert response.status_code == 503
+        assert 7 <= int(response.headers["Retry-After"]) <= 14
+        await wait_for(
+            lambda: re.search(
+                r"charger_refused charge_box_id=LIM4 reason=too_many_connections_from_address address=127.0.0.1 open=3 limit=3 "
+                r"status=503 retry_after_s=\d+",
+                linkray.log(),
+            ),
+            what="the refusal logged",
+        )
+        await chargers.pop().close()
+        # As a charger would after its Retry-After (shortened: the slot frees once LIM3's
+        # socket is fully torn down).
+        again = await retry_while_refused(lambda: ConnectedCharger(linkray.url, "LIM4").connect())
+        chargers.append(again)
+        assert (await again.call(call.Heartbeat())).current_time
+    finally:
+        await close_all(chargers)
+
+
+async def retry_while_refused(connect, timeout: float = 10.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await connect()
+        except websockets.InvalidStatus as error:
+            if error.response.status_code != 503 or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+def api_call(base_url: str, token: str, charge_box_id: str, action: str, payload: dict) -> dict:
+    request = urllib.request.Request(
+        f"{base_url}/api/chargers/{charge_box_id}/calls",
+        data=json.dumps({"action": action, "payload": payload}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+async def test_two_processes_behind_one_port_share_the_chargers_and_reach_each_of_them_from_the_api(stack):
+    if stack.kind != "scaleout":
+        pytest.skip("several server processes need REDIS_URL (the in-memory layer is per process)")
+    csms = await stack.start_csms()
+    token = "reuse-port-token"
+    first, second = start_processes(stack, {"LINKRAY_API_TOKEN": token})
+    charge_box_ids = [f"SHARE{index:02d}" for index in range(40)]
+    chargers = await connect_all(first.url, charge_box_ids)
+    try:
+        await wait_for(lambda: all(charge_box_id in csms.connections for charge_box_id in charge_box_ids), 20, "all CSMS legs")
+        on_first = set(re.findall(r"charger_connected charge_box_id=(SHARE\d+)", first.log()))
+        on_second = set(re.findall(r"charger_connected charge_box_id=(SHARE\d+)", second.log()))
+        assert on_first and on_second, "the kernel spreads connections over both processes"
+        assert on_first | on_second == set(charge_box_ids) and not on_first & on_second
+        # Each API request opens its own connection, which either process may take: a charger
+        # held by either one is reached every time.
+        targets = [sorted(on_first)[0], sorted(on_second)[0]]
+        for attempt in range(6):
+            charge_box_id = targets[attempt % 2]
+            result = await asyncio.to_thread(
+                api_call, first.http_url, token, charge_box_id, "GetConfiguration", {"key": ["ChargeProfileMaxStackLevel"]}
+            )
+            assert result["payload"]["configurationKey"][0]["value"] == "8"
+        by_id = {charger.charge_box_id: charger for charger in chargers}
+        for charge_box_id in targets:
+            assert by_id[charge_box_id].peer.requests.count(("GetConfiguration", {"key": ["ChargeProfileMaxStackLevel"]})) == 3
+    finally:
+        await close_all(chargers)
+
+
+def test_reuse_port_without_redis_is_refused_with_a_clear_error(stack):
+    if stack.kind != "embedded":
+        pytest.skip("the embedded default is the case refused")
+    result = stack.manage("serve", "--port", "0", "--reuse-port")
+    assert result.returncode != 0
+    assert "--reuse-port: several server processes need REDIS_URL" in result.stderr
