@@ -278,6 +278,12 @@ class ScaleBench:
                 for outcome in ("call_errors", "timed_out", "lost"):
                     if summary[outcome]:
                         run.failures[f"boot {outcome}"] = summary[outcome]
+                closed = collections.Counter(
+                    f"closed before booting (code {peer.connection.close_code})" for peer in fleet.peers if peer.closed and peer.pending_recorder is None and peer.calls == 0
+                )
+                unaccounted = chargers - run.relayed - sum(run.failures.values())
+                if unaccounted > 0:
+                    run.failures.update(dict(closed) if sum(closed.values()) == unaccounted else {"not relayed": unaccounted})
                 if fleet.handshake_s:
                     ordered = sorted(fleet.handshake_s)
                     run.handshake_p99_s = ordered[int(0.99 * (len(ordered) - 1))]
@@ -449,6 +455,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--boot-timeout", type=float, default=120.0, help="seconds a BootNotification may take (default 120)")
     parser.add_argument("--max-runtime", type=float, default=1800.0, help="abort (with a report) after this many seconds (default 1800)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (LinkRay data and logs)")
     args = parser.parse_args(argv)
     try:
         args.chargers = [int(value) for value in args.chargers.split(",") if value.strip()]
@@ -503,7 +510,10 @@ def main(argv=None) -> int:
         if args.json:
             args.json.write_text(json.dumps({"runs": [run.__dict__ for run in bench.runs], "held": [held.__dict__ for held in bench.held],
                                              "notes": bench.notes, "aborted": aborted}, indent=2, default=str))
-        shutil.rmtree(work_dir, ignore_errors=True)
+        if args.keep:
+            print(f"work directory kept: {work_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
     return 1 if aborted else 0
 
 

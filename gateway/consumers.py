@@ -70,6 +70,22 @@ def connection_limits() -> ConnectionLimits:
     return _limits
 
 
+# Channel-layer bookkeeping (group_add, group_discard, the "replaced" notice) in flight at once.
+# channels-redis takes a pooled Redis connection per call and redis-py's pool refuses beyond 100
+# (MaxConnectionsError): a storm of 1,000 chargers connecting or leaving at once lost its group
+# membership that way. The blocking pop that serves every charger's channel is one connection.
+_LAYER_CALLS_AT_ONCE = 32
+_layer_slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+
+def channel_layer_slots() -> asyncio.Semaphore:
+    global _layer_slots
+    loop = asyncio.get_running_loop()
+    if _layer_slots is None or _layer_slots[0] is not loop:
+        _layer_slots = (loop, asyncio.Semaphore(_LAYER_CALLS_AT_ONCE))
+    return _layer_slots[1]
+
+
 def csms_connect_gate() -> ConnectGate:
     global _gate
     loop = asyncio.get_running_loop()
@@ -231,9 +247,15 @@ class ChargerConsumer(AsyncConsumer):
         if not settings.LINKRAY_EMBEDDED:
             # A socket of this charger still open in another process (a half-open connection the
             # charger has given up on) is told to close before this one joins the group.
-            await get_channel_layer().group_send(
-                charger_group(charge_box_id), {"type": "gateway.replaced", "process_id": runtime.process_id}
-            )
+            try:
+                async with channel_layer_slots():
+                    await get_channel_layer().group_send(
+                        charger_group(charge_box_id), {"type": "gateway.replaced", "process_id": runtime.process_id}
+                    )
+            except Exception as error:
+                # The charger is accepted and relayed already: a Redis hiccup here must not
+                # undo that (it used to leave the session and its CSMS leg behind).
+                logger.warning("channel_layer_replace_notice_failed charge_box_id=%s error=%r", charge_box_id, error)
             self._layer_task = asyncio.create_task(self._serve_channel_layer(session))
         return True
 
@@ -375,7 +397,8 @@ class ChargerConsumer(AsyncConsumer):
             while True:
                 try:
                     if loop.time() >= refresh_at:
-                        await layer.group_add(group, channel_name)
+                        async with channel_layer_slots():
+                            await layer.group_add(group, channel_name)
                         refresh_at = loop.time() + _GROUP_REFRESH_S
                     if receiving is None:
                         receiving = asyncio.ensure_future(layer.receive(channel_name))
@@ -404,9 +427,14 @@ class ChargerConsumer(AsyncConsumer):
             if receiving is not None:
                 receiving.cancel()
             try:
-                await layer.group_discard(group, channel_name)
-            except Exception:
-                logger.warning("channel_layer_discard_failed charge_box_id=%s", session.charge_box_id)
+                async with channel_layer_slots():
+                    await layer.group_discard(group, channel_name)
+            except Exception as error:
+                logger.warning(
+                    "channel_layer_discard_failed charge_box_id=%s error=%s",
+                    session.charge_box_id,
+                    repr(error),
+                )
 
     async def _answer_remote_call(self, layer, session: ChargerSession, message) -> None:
         reply = {"type": "gateway.call.reply", "request_id": message.get("request_id", "")}

@@ -210,3 +210,28 @@ def test_reuse_port_without_redis_is_refused_with_a_clear_error(stack):
     result = stack.manage("serve", "--port", "0", "--reuse-port")
     assert result.returncode != 0
     assert "--reuse-port: several server processes need REDIS_URL" in result.stderr
+
+
+async def test_a_csms_slow_to_answer_handshakes_gets_few_at_once_and_stalls_no_charger_already_through(stack):
+    csms = await stack.start_csms()
+    linkray = stack.start_linkray(env={"LINKRAY_CSMS_CONNECT_CONCURRENCY": "5", "LINKRAY_CSMS_ADMIT_WAIT_S": "1"})
+    set_offline_policy(stack, "accept_all")
+    async with ConnectedCharger(linkray.url, "THROUGH") as through:
+        await csms.wait_connected("THROUGH")
+        csms.handshake_gate = asyncio.Event()  # from now on the CSMS sits on every handshake
+        charge_box_ids = [f"SLOW{index:02d}" for index in range(30)]
+        late = await connect_all(linkray.url, charge_box_ids)  # accepted while their legs wait
+        try:
+            await wait_for(lambda: csms.handshakes_in_progress == 5, what="the gate's five handshakes at the CSMS")
+            for _ in range(3):
+                assert (await through.call(call.Heartbeat())).current_time
+            assert csms.actions_received("THROUGH") == ["Heartbeat"] * 3
+            answers = await asyncio.gather(*(charger.call(call.Heartbeat()) for charger in late))
+            assert all(answer.current_time for answer in answers)  # served while their CSMS legs wait
+            assert csms.most_handshakes_at_once == 5
+            csms.handshake_gate.set()
+            await wait_for(lambda: all(charge_box_id in csms.connections for charge_box_id in charge_box_ids), 30, "every leg up")
+            assert csms.most_handshakes_at_once == 5
+            assert "csms_connect_throttled limit=5" in linkray.log()
+        finally:
+            await close_all(late)

@@ -75,6 +75,10 @@ class Command(BaseCommand):
             # answers 503: a charger in a storm is never dropped without an HTTP answer.
             websocket_handshake_timeout=settings.LINKRAY_WEBSOCKET_HANDSHAKE_TIMEOUT_S,
             websocket_connect_timeout=settings.LINKRAY_WEBSOCKET_HANDSHAKE_TIMEOUT_S,
+            # A site leaving at once (5,000 chargers) queues every teardown's database write
+            # behind the others: daphne's 10 s killed 241 of them half-way (state left
+            # "connected"). Teardowns end on their own; this only bounds a stuck one.
+            application_close_timeout=120,
             ping_interval=settings.LINKRAY_CHARGER_PING_INTERVAL_S,
             ping_timeout=settings.LINKRAY_CHARGER_PING_INTERVAL_S * 2,
             # Above LinkRay's own limit, so an oversized frame reaches the gateway and is
