@@ -26,5 +26,8 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("chargers/<charge_box_id:charge_box_id>/", views.charger, name="charger"),
     path("chargers/<charge_box_id:charge_box_id>/queue/", views.charger_queue, name="charger-queue"),
+    path("chargers/<charge_box_id:charge_box_id>/actions/", views.charger_action, name="charger-action"),
+    path("sessions/", views.sessions, name="sessions"),
+    path("sessions.csv", views.sessions_csv, name="sessions-csv"),
     path("settings/gateway/", views.gateway_settings, name="gateway-settings"),
 ]

@@ -1,14 +1,17 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts.login import throttled
 from linkray_site.api import api
 
 urlpatterns = [
+    # The admin's login is throttled and audited like the page's (before admin.site.urls).
+    path("admin/login/", throttled(admin.site.login)),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("accounts.urls")),
     path("api/", api.urls),
+    path("audit/", include("audit.urls")),
     path("meters/", include("meters.urls")),
+    path("balancing/", include("balancing.urls")),
     path("", include("gateway.urls")),
 ]

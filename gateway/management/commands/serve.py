@@ -39,6 +39,9 @@ class Command(BaseCommand):
                 "--reuse-port: several server processes need REDIS_URL (the in-memory channel layer is per process)"
             )
         call_command("migrate", interactive=False, verbosity=0)
+        from linkray_site.static_files import ensure_collected
+
+        ensure_collected()  # a fresh clone needs no manual collectstatic
         ensure_initial_admin(self.stdout)
         if settings.LINKRAY_EMBEDDED:
             from gateway.services import mark_all_chargers_gone
