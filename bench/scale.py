@@ -30,6 +30,7 @@ import collections
 import itertools
 import json
 import multiprocessing
+import os
 import secrets
 import shutil
 import socket
@@ -87,6 +88,7 @@ class Run:
     listen_overflows: int | None = None
     csms_legs: int | None = None
     handshake_p99_s: float | None = None
+    load_average: float | None = None  # the machine's 1-minute load average as the run began
 
     @property
     def failed(self) -> int:
@@ -258,7 +260,7 @@ class ScaleBench:
             charge_box_ids = [f"{stack[:1].upper()}{index:05d}" for index in range(chargers)]
             for mode in self.args.modes:
                 fleet = self.fleet(url, charge_box_ids, chargers if mode == "burst" else 1)
-                run = Run(stack, chargers, mode)
+                run = Run(stack, chargers, mode, load_average=os.getloadavg()[0])
                 self.runs.append(run)
                 overflows_before = nstat_overflows()
                 cpu_before, started = cpu(), time.monotonic()
@@ -410,15 +412,16 @@ def render(bench: ScaleBench, machine: dict, aborted: str | None) -> str:
     )
     if aborted:
         lines += ["", f"**Run cut short: {aborted}**"]
-    lines += ["", "| stack | chargers | mode | relayed | failures | handshakes done | all relayed | handshake p99 | CPU per connect | RSS per charger | listen overflows | CSMS legs | CALLs/s held (p99 < 50 ms) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| stack | chargers | mode | relayed | failures | handshakes done | all relayed | handshake p99 | CPU per connect | RSS per charger | listen overflows | CSMS legs | CALLs/s held (p99 < 50 ms) | load average |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in bench.runs:
         held = best_held(bench, run.stack, run.chargers) if run.mode == bench.args.modes[0] else None
         held_text = "-" if run.mode != bench.args.modes[0] else (f"{held.rate_per_s} (p99 {held.p99_ms:.1f} ms)" if held else "none tried passed")
         lines.append(
             f"| {run.stack} | {run.chargers} | {run.mode} | {run.relayed} | {run.failed}{' ' + json.dumps(run.failures) if run.failures else ''} | "
             f"{fmt(run.connect_s)} s | {fmt(run.relayed_s)} s | {fmt(run.handshake_p99_s)} s | {fmt(run.cpu_per_connect_ms, 2)} ms | "
-            f"{fmt(run.rss_per_charger_kib)} KiB | {run.listen_overflows if run.listen_overflows is not None else '-'} | {run.csms_legs} | {held_text} |"
+            f"{fmt(run.rss_per_charger_kib)} KiB | {run.listen_overflows if run.listen_overflows is not None else '-'} | {run.csms_legs} | {held_text} | "
+            f"{fmt(run.load_average)} |"
         )
     if bench.held:
         lines += ["", "| stack | chargers | CALLs/s | p50 | p99 | failed |", "|---|---|---|---|---|---|"]
@@ -438,6 +441,7 @@ def render(bench: ScaleBench, machine: dict, aborted: str | None) -> str:
         lines.append(f"| {stack} | 0 failures | {biggest.failed}{scope} | {verdict(biggest.failed == 0)} |")
         lines.append(f"| {stack} | under {TARGET_MEMORY_PER_CHARGER_KIB} KiB per charger | {fmt(biggest.rss_per_charger_kib)} KiB{scope} | "
                      f"{verdict(biggest.rss_per_charger_kib is not None and biggest.rss_per_charger_kib < TARGET_MEMORY_PER_CHARGER_KIB)} |")
+    lines += ["", "Load average: the machine's, as each run began (2 cores; the load generator and the CSMS add to it during the run)."]
     if bench.notes:
         lines += ["", "Notes:"] + [f"- {note}" for note in bench.notes]
     return "\n".join(lines)
