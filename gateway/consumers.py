@@ -112,6 +112,7 @@ class ChargerConsumer(AsyncConsumer):
         self.session: ChargerSession | None = None
         self._layer_task: asyncio.Task | None = None
         self._connecting: asyncio.Future | None = None
+        self._gone: asyncio.Future | None = None
         message = await receive()
         if message["type"] != "websocket.connect":
             return
@@ -130,22 +131,32 @@ class ChargerConsumer(AsyncConsumer):
 
     async def _serve(self, receive) -> None:
         started = asyncio.get_running_loop().time()
+        # Before the accept only a disconnect can arrive: watching for it lets an admission
+        # whose charger has already given up (its own handshake timeout, in a storm) stop
+        # before opening a CSMS leg for nobody.
+        self._gone = asyncio.ensure_future(receive())
         try:
             admitted = await self._admit(started)
         except RetryLater as refusal:
+            self._gone.cancel()
             await self._retry_later(refusal)
             return
         except Exception:
             logger.exception("charger_admission_failed path=%s", self.scope.get("path"))
             admitted = False
         if not admitted:
+            self._gone.cancel()
             await self.base_send({"type": "websocket.close", "code": 1008})
             return
         session = self.session
+        first, self._gone = self._gone, None
         try:
             on_frame = session.on_charger_frame
             while True:
-                message = await receive()
+                if first is not None:
+                    message, first = await first, None
+                else:
+                    message = await receive()
                 kind = message["type"]
                 if kind == "websocket.receive":
                     text = message.get("text")
@@ -194,6 +205,12 @@ class ChargerConsumer(AsyncConsumer):
         else:
             await self.base_send({"type": "websocket.close", "code": 1013})  # "try again later"
 
+    async def _gone_during_admission(self, charge_box_id: str, stage: str, state, now) -> None:
+        logger.info("charger_gone_during_admission charge_box_id=%s stage=%s", charge_box_id, stage)
+        if charge_box_id not in runtime.sessions:  # not when a newer socket of it is already in
+            state.charger_connected = False
+            await database_sync_to_async(services.record_charger_gone)(charge_box_id, state, now)
+
     def _check_deadline(self, started: float, stage: str) -> None:
         waited_s = asyncio.get_running_loop().time() - started
         if waited_s > settings.LINKRAY_ADMISSION_TIMEOUT_S:
@@ -222,10 +239,19 @@ class ChargerConsumer(AsyncConsumer):
             logger.warning("charger_refused charge_box_id=%s reason=%s peer=%s", charge_box_id, decision.reason, peer)
             return False
         self._check_deadline(started, "database")
+        if self._gone.done():
+            await self._gone_during_admission(charge_box_id, "database", decision.state, now)
+            return False
         session = await self._build_session(charge_box_id, raw_segment, authorization, decision)
         leg = await self._open_csms_leg(session)
         if leg == "refused":
             await database_sync_to_async(services.record_charger_gone)(charge_box_id, session.state, now)
+            return False
+        if self._gone.done():
+            if session.upstream is not None:
+                self._connecting.cancel()
+                await session.upstream.close()
+            await self._gone_during_admission(charge_box_id, "csms_leg", session.state, now)
             return False
         try:
             self._check_deadline(started, "csms_leg")

@@ -235,3 +235,26 @@ async def test_a_csms_slow_to_answer_handshakes_gets_few_at_once_and_stalls_no_c
             assert "csms_connect_throttled limit=5" in linkray.log()
         finally:
             await close_all(late)
+
+
+async def test_a_charger_that_gives_up_during_its_admission_gets_no_csms_leg(stack):
+    csms = await stack.start_csms()
+    linkray = stack.start_linkray(env={"LINKRAY_CSMS_ADMIT_WAIT_S": "2"})
+    csms.handshake_gate = asyncio.Event()  # the CSMS leg's handshake hangs: the admission waits
+    with pytest.raises(TimeoutError):
+        await websockets.connect(f"{linkray.url}/GIVEUP", subprotocols=["ocpp1.6"], open_timeout=0.5)
+    await wait_for(
+        lambda: "charger_gone_during_admission charge_box_id=GIVEUP stage=csms_leg" in linkray.log(), 15, "the give-up noticed"
+    )
+    csms.handshake_gate.set()
+    async with ConnectedCharger(linkray.url, "AFTER") as after:
+        await csms.wait_connected("AFTER")
+        assert (await after.call(call.Heartbeat())).current_time
+    # LinkRay dropped the half-open CSMS handshake: no leg of GIVEUP stays open at the CSMS.
+    await wait_for(lambda: "GIVEUP" not in csms.connections, what="no CSMS leg of GIVEUP")
+    assert "csms_connected charge_box_id=GIVEUP" not in linkray.log()
+    assert "charger_connected charge_box_id=GIVEUP" not in linkray.log()
+    await wait_for(
+        lambda: stack.query("SELECT charger_connected FROM gateway_charger WHERE charge_box_id=%s", ("GIVEUP",)) == [(False,)],
+        what="GIVEUP shown disconnected",
+    )
