@@ -205,16 +205,28 @@ class ChargerConsumer(AsyncConsumer):
         else:
             await self.base_send({"type": "websocket.close", "code": 1013})  # "try again later"
 
-    async def _gone_during_admission(self, charge_box_id: str, stage: str, state, now) -> None:
-        logger.info("charger_gone_during_admission charge_box_id=%s stage=%s", charge_box_id, stage)
+    async def _still_wanted(self, started: float, stage: str, charge_box_id: str, state, now) -> bool:
+        """Between admission steps: False if the charger has given up already; RetryLater if the
+        admission is past its deadline. Either way its model is put back to not connected."""
+        gone = self._gone.done()
+        waited_s = asyncio.get_running_loop().time() - started
+        late = waited_s > settings.LINKRAY_ADMISSION_TIMEOUT_S
+        if not gone and not late:
+            return True
+        if gone:
+            logger.info("charger_gone_during_admission charge_box_id=%s stage=%s", charge_box_id, stage)
         if charge_box_id not in runtime.sessions:  # not when a newer socket of it is already in
             state.charger_connected = False
             await database_sync_to_async(services.record_charger_gone)(charge_box_id, state, now)
+        if gone:
+            return False
+        raise RetryLater("admission_timeout", stage=stage, waited_s=f"{waited_s:.1f}")
 
-    def _check_deadline(self, started: float, stage: str) -> None:
-        waited_s = asyncio.get_running_loop().time() - started
-        if waited_s > settings.LINKRAY_ADMISSION_TIMEOUT_S:
-            raise RetryLater("admission_timeout", stage=stage, waited_s=f"{waited_s:.1f}")
+    async def _drop_csms_leg(self, session: ChargerSession) -> None:
+        if session.upstream is not None:
+            if self._connecting is not None:
+                self._connecting.cancel()
+            await session.upstream.close()
 
     async def _admit(self, started: float) -> bool:
         charge_box_id, raw_segment = charge_box_id_from_scope(self.scope)
@@ -238,28 +250,19 @@ class ChargerConsumer(AsyncConsumer):
         if not decision.accepted:
             logger.warning("charger_refused charge_box_id=%s reason=%s peer=%s", charge_box_id, decision.reason, peer)
             return False
-        self._check_deadline(started, "database")
-        if self._gone.done():
-            await self._gone_during_admission(charge_box_id, "database", decision.state, now)
+        if not await self._still_wanted(started, "database", charge_box_id, decision.state, now):
             return False
         session = await self._build_session(charge_box_id, raw_segment, authorization, decision)
         leg = await self._open_csms_leg(session)
         if leg == "refused":
             await database_sync_to_async(services.record_charger_gone)(charge_box_id, session.state, now)
             return False
-        if self._gone.done():
-            if session.upstream is not None:
-                self._connecting.cancel()
-                await session.upstream.close()
-            await self._gone_during_admission(charge_box_id, "csms_leg", session.state, now)
-            return False
         try:
-            self._check_deadline(started, "csms_leg")
+            if not await self._still_wanted(started, "csms_leg", charge_box_id, session.state, now):
+                await self._drop_csms_leg(session)
+                return False
         except RetryLater:
-            if session.upstream is not None:
-                self._connecting.cancel()
-                await session.upstream.close()
-            await database_sync_to_async(services.record_charger_gone)(charge_box_id, session.state, now)
+            await self._drop_csms_leg(session)
             raise
         self.session = session
         await self.base_send({"type": "websocket.accept", "subprotocol": "ocpp1.6"})

@@ -258,3 +258,24 @@ async def test_a_charger_that_gives_up_during_its_admission_gets_no_csms_leg(sta
         lambda: stack.query("SELECT charger_connected FROM gateway_charger WHERE charge_box_id=%s", ("GIVEUP",)) == [(False,)],
         what="GIVEUP shown disconnected",
     )
+
+
+async def test_an_admission_past_its_deadline_gets_503_with_retry_after_not_a_silent_close(stack):
+    csms = await stack.start_csms()
+    linkray = stack.start_linkray(env={"LINKRAY_ADMISSION_TIMEOUT_S": "1", "LINKRAY_CSMS_ADMIT_WAIT_S": "2"})
+    csms.handshake_gate = asyncio.Event()  # the CSMS leg takes longer than the admission may
+    try:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await ConnectedCharger(linkray.url, "LATE").connect()
+        assert refused.value.response.status_code == 503
+        assert int(refused.value.response.headers["Retry-After"]) >= 10
+        assert re.search(
+            r"charger_refused charge_box_id=LATE reason=admission_timeout stage=csms_leg waited_s=[\d.]+ status=503", linkray.log()
+        )
+        assert "csms_connected charge_box_id=LATE" not in linkray.log()
+    finally:
+        csms.handshake_gate.set()
+    await wait_for(
+        lambda: stack.query("SELECT charger_connected FROM gateway_charger WHERE charge_box_id=%s", ("LATE",)) == [(False,)],
+        what="LATE shown disconnected",
+    )
