@@ -9,7 +9,7 @@ SCENARIO ?= office-day
 SPEED ?= 60
 DEMO_ARGS ?=
 
-.PHONY: install run test test-unit test-integration test-e2e bench demo clean
+.PHONY: install run run-pair test test-unit test-integration test-e2e bench bench-scale demo clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,16 @@ install: $(VENV)/.installed
 
 run: install
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+
+# Two server processes on one port (SO_REUSEPORT: the kernel spreads chargers and page requests
+# over both). Needs REDIS_URL, and DATABASE_URL for PostgreSQL; see docs/performance.md.
+run-pair: install
+	@test -n "$(REDIS_URL)" || { echo "run-pair: set REDIS_URL (and DATABASE_URL); one process needs neither: make run"; exit 2; }
+	$(PY) manage.py migrate --no-input
+	trap 'kill 0' INT TERM; \
+	$(PY) manage.py serve --host $(HOST) --port $(PORT) --reuse-port & \
+	$(PY) manage.py serve --host $(HOST) --port $(PORT) --reuse-port & \
+	wait
 
 test: install
 	$(PY) -m pytest
@@ -39,6 +49,9 @@ demo: install
 
 bench: install
 	$(PY) bench/relay.py
+
+bench-scale: install
+	$(PY) bench/scale.py --chargers 1000,2000,5000 --stacks embedded,scaleout
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -525,7 +525,7 @@ class LinkRayDied(RuntimeError):
 class LinkRayServer:
     """`manage.py serve` on an ephemeral loopback port, its log in the work directory."""
 
-    def __init__(self, name: str, work_dir: Path, csms_url: str, extra_env: dict[str, str]):
+    def __init__(self, name: str, work_dir: Path, csms_url: str, extra_env: dict[str, str], port: int = 0):
         self.name = name
         self.data_dir = work_dir / f"linkray-{name}"
         self.log_path = work_dir / f"linkray-{name}.log"
@@ -533,7 +533,7 @@ class LinkRayServer:
         self.extra_env = extra_env
         self.popen: subprocess.Popen | None = None
         self.process: psutil.Process | None = None
-        self.port = 0
+        self.port = port  # 0: an ephemeral one, known once listening
 
     async def start(self, timeout_s: float = 120) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -552,7 +552,7 @@ class LinkRayServer:
         )
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen(
-                [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", "0"],
+                [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=ROOT,
                 env=env,
                 stdout=log,

@@ -58,7 +58,11 @@ async def send_call(
 
 async def _call_through_layer(charge_box_id: str, action: str, payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     layer = get_channel_layer()
-    reply_channel = await layer.new_channel("gateway.reply.")
+    # The default prefix, as the charger consumers' channels have: channels-redis serves all
+    # of a process's channels of one prefix with one blocking pop, under a lock shared by every
+    # prefix; a reply channel of its own prefix waited behind that pop forever once this
+    # process also held a charger.
+    reply_channel = await layer.new_channel()
     request_id = uuid.uuid4().hex
     await layer.group_send(
         charger_group(charge_box_id),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import resource
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
@@ -18,6 +20,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from gateway import services
+from gateway.connection_limits import ConnectionLimits, charger_capacity, retry_after_s
 from gateway.events import charger_group
 from gateway.offline_runtime import attach_offline
 from gateway.runtime import runtime
@@ -28,12 +31,67 @@ from gateway.session import (
     ChargerSession,
     SessionConfig,
 )
-from gateway.upstream import UpstreamConfig, UpstreamLink, UpstreamRejected, charger_url
+from gateway.upstream import ConnectGate, UpstreamConfig, UpstreamLink, UpstreamRejected, charger_url
 
 logger = logging.getLogger(__name__)
 
 # channels-redis forgets group members after a day; long-lived chargers re-join well before.
 _GROUP_REFRESH_S = 3600
+# The ASGI "websocket denial response" extension (gateway.websocket_server adds it to daphne).
+_DENIAL_EXTENSION = "websocket.http.response"
+
+
+class RetryLater(Exception):
+    """Admission could not finish in time: the charger gets HTTP 503 with Retry-After."""
+
+    def __init__(self, reason: str, **fields):
+        super().__init__(reason)
+        self.reason = reason
+        self.fields = fields
+
+
+# Process-wide, built on first use: sockets per client address and in all (see
+# gateway.connection_limits), and the gate the CSMS legs' handshakes pass through.
+_limits: ConnectionLimits | None = None
+_gate: tuple[asyncio.AbstractEventLoop, ConnectGate] | None = None
+_retry_rng = random.Random()
+
+
+def connection_limits() -> ConnectionLimits:
+    global _limits
+    if _limits is None:
+        open_files, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        _limits = ConnectionLimits(
+            max_per_address=settings.LINKRAY_MAX_CONNECTIONS_PER_ADDRESS, max_total=charger_capacity(open_files)
+        )
+        logger.info(
+            "connection_limits max_per_address=%s max_total=%s", _limits.max_per_address, _limits.max_total
+        )
+    return _limits
+
+
+# Channel-layer bookkeeping (group_add, group_discard, the "replaced" notice) in flight at once.
+# channels-redis takes a pooled Redis connection per call and redis-py's pool refuses beyond 100
+# (MaxConnectionsError): a storm of 1,000 chargers connecting or leaving at once lost its group
+# membership that way. The blocking pop that serves every charger's channel is one connection.
+_LAYER_CALLS_AT_ONCE = 32
+_layer_slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+
+def channel_layer_slots() -> asyncio.Semaphore:
+    global _layer_slots
+    loop = asyncio.get_running_loop()
+    if _layer_slots is None or _layer_slots[0] is not loop:
+        _layer_slots = (loop, asyncio.Semaphore(_LAYER_CALLS_AT_ONCE))
+    return _layer_slots[1]
+
+
+def csms_connect_gate() -> ConnectGate:
+    global _gate
+    loop = asyncio.get_running_loop()
+    if _gate is None or _gate[0] is not loop:
+        _gate = (loop, ConnectGate(settings.LINKRAY_CSMS_CONNECT_CONCURRENCY, settings.LINKRAY_CSMS_CONNECT_JITTER_S))
+    return _gate[1]
 
 
 def charge_box_id_from_scope(scope) -> tuple[str, str]:
@@ -54,22 +112,51 @@ class ChargerConsumer(AsyncConsumer):
         self.session: ChargerSession | None = None
         self._layer_task: asyncio.Task | None = None
         self._connecting: asyncio.Future | None = None
+        self._gone: asyncio.Future | None = None
         message = await receive()
         if message["type"] != "websocket.connect":
             return
+        client = scope.get("client")
+        address = str(client[0]) if client else "-"
+        limits = connection_limits()
+        refusal = limits.try_open(address)
+        if refusal is not None:
+            reason = "too_many_connections_from_address" if refusal.reason == "address_limit" else "at_capacity"
+            await self._retry_later(RetryLater(reason, address=address, open=refusal.open_count, limit=refusal.limit))
+            return
         try:
-            admitted = await self._admit()
+            await self._serve(receive)
+        finally:
+            limits.release(address)
+
+    async def _serve(self, receive) -> None:
+        started = asyncio.get_running_loop().time()
+        # Before the accept only a disconnect can arrive: watching for it lets an admission
+        # whose charger has already given up (its own handshake timeout, in a storm) stop
+        # before opening a CSMS leg for nobody.
+        self._gone = asyncio.ensure_future(receive())
+        try:
+            admitted = await self._admit(started)
+        except RetryLater as refusal:
+            self._gone.cancel()
+            await self._retry_later(refusal)
+            return
         except Exception:
-            logger.exception("charger_admission_failed path=%s", scope.get("path"))
+            logger.exception("charger_admission_failed path=%s", self.scope.get("path"))
             admitted = False
         if not admitted:
-            await send({"type": "websocket.close", "code": 1008})
+            self._gone.cancel()
+            await self.base_send({"type": "websocket.close", "code": 1008})
             return
         session = self.session
+        first, self._gone = self._gone, None
         try:
             on_frame = session.on_charger_frame
             while True:
-                message = await receive()
+                if first is not None:
+                    message, first = await first, None
+                else:
+                    message = await receive()
                 kind = message["type"]
                 if kind == "websocket.receive":
                     text = message.get("text")
@@ -94,7 +181,54 @@ class ChargerConsumer(AsyncConsumer):
 
     # --- connect ---------------------------------------------------------------------------
 
-    async def _admit(self) -> bool:
+    async def _retry_later(self, refusal: RetryLater) -> None:
+        """Refuse with HTTP 503 and Retry-After (a charger retries that), logged with the reason."""
+        charge_box_id, _ = charge_box_id_from_scope(self.scope)
+        retry_after = retry_after_s(settings.LINKRAY_RETRY_AFTER_S, _retry_rng)
+        fields = "".join(f" {name}={value}" for name, value in refusal.fields.items())
+        logger.warning(
+            "charger_refused charge_box_id=%s reason=%s%s status=503 retry_after_s=%s",
+            charge_box_id or "-",
+            refusal.reason,
+            fields,
+            retry_after,
+        )
+        if _DENIAL_EXTENSION in self.scope.get("extensions", {}):
+            await self.base_send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": 503,
+                    "headers": [(b"retry-after", str(retry_after).encode()), (b"content-length", b"0")],
+                }
+            )
+            await self.base_send({"type": "websocket.http.response.body", "body": b""})
+        else:
+            await self.base_send({"type": "websocket.close", "code": 1013})  # "try again later"
+
+    async def _still_wanted(self, started: float, stage: str, charge_box_id: str, state, now) -> bool:
+        """Between admission steps: False if the charger has given up already; RetryLater if the
+        admission is past its deadline. Either way its model is put back to not connected."""
+        gone = self._gone.done()
+        waited_s = asyncio.get_running_loop().time() - started
+        late = waited_s > settings.LINKRAY_ADMISSION_TIMEOUT_S
+        if not gone and not late:
+            return True
+        if gone:
+            logger.info("charger_gone_during_admission charge_box_id=%s stage=%s", charge_box_id, stage)
+        if charge_box_id not in runtime.sessions:  # not when a newer socket of it is already in
+            state.charger_connected = False
+            await database_sync_to_async(services.record_charger_gone)(charge_box_id, state, now)
+        if gone:
+            return False
+        raise RetryLater("admission_timeout", stage=stage, waited_s=f"{waited_s:.1f}")
+
+    async def _drop_csms_leg(self, session: ChargerSession) -> None:
+        if session.upstream is not None:
+            if self._connecting is not None:
+                self._connecting.cancel()
+            await session.upstream.close()
+
+    async def _admit(self, started: float) -> bool:
         charge_box_id, raw_segment = charge_box_id_from_scope(self.scope)
         peer = self.scope.get("client")
         if not charge_box_id:
@@ -116,11 +250,20 @@ class ChargerConsumer(AsyncConsumer):
         if not decision.accepted:
             logger.warning("charger_refused charge_box_id=%s reason=%s peer=%s", charge_box_id, decision.reason, peer)
             return False
+        if not await self._still_wanted(started, "database", charge_box_id, decision.state, now):
+            return False
         session = await self._build_session(charge_box_id, raw_segment, authorization, decision)
         leg = await self._open_csms_leg(session)
         if leg == "refused":
             await database_sync_to_async(services.record_charger_gone)(charge_box_id, session.state, now)
             return False
+        try:
+            if not await self._still_wanted(started, "csms_leg", charge_box_id, session.state, now):
+                await self._drop_csms_leg(session)
+                return False
+        except RetryLater:
+            await self._drop_csms_leg(session)
+            raise
         self.session = session
         await self.base_send({"type": "websocket.accept", "subprotocol": "ocpp1.6"})
         previous = runtime.register(session)
@@ -133,9 +276,15 @@ class ChargerConsumer(AsyncConsumer):
         if not settings.LINKRAY_EMBEDDED:
             # A socket of this charger still open in another process (a half-open connection the
             # charger has given up on) is told to close before this one joins the group.
-            await get_channel_layer().group_send(
-                charger_group(charge_box_id), {"type": "gateway.replaced", "process_id": runtime.process_id}
-            )
+            try:
+                async with channel_layer_slots():
+                    await get_channel_layer().group_send(
+                        charger_group(charge_box_id), {"type": "gateway.replaced", "process_id": runtime.process_id}
+                    )
+            except Exception as error:
+                # The charger is accepted and relayed already: a Redis hiccup here must not
+                # undo that (it used to leave the session and its CSMS leg behind).
+                logger.warning("channel_layer_replace_notice_failed charge_box_id=%s error=%r", charge_box_id, error)
             self._layer_task = asyncio.create_task(self._serve_channel_layer(session))
         return True
 
@@ -159,6 +308,7 @@ class ChargerConsumer(AsyncConsumer):
                     on_up=lambda: self._csms_up(session),
                     on_down=lambda reason: self._csms_down(session, reason),
                     charge_box_id=charge_box_id,
+                    gate=csms_connect_gate(),
                 )
             )
         await attach_offline(session)
@@ -281,7 +431,8 @@ class ChargerConsumer(AsyncConsumer):
             while True:
                 try:
                     if loop.time() >= refresh_at:
-                        await layer.group_add(group, channel_name)
+                        async with channel_layer_slots():
+                            await layer.group_add(group, channel_name)
                         refresh_at = loop.time() + _GROUP_REFRESH_S
                     if receiving is None:
                         receiving = asyncio.ensure_future(layer.receive(channel_name))
@@ -310,9 +461,14 @@ class ChargerConsumer(AsyncConsumer):
             if receiving is not None:
                 receiving.cancel()
             try:
-                await layer.group_discard(group, channel_name)
-            except Exception:
-                logger.warning("channel_layer_discard_failed charge_box_id=%s", session.charge_box_id)
+                async with channel_layer_slots():
+                    await layer.group_discard(group, channel_name)
+            except Exception as error:
+                logger.warning(
+                    "channel_layer_discard_failed charge_box_id=%s error=%s",
+                    session.charge_box_id,
+                    repr(error),
+                )
 
     async def _answer_remote_call(self, layer, session: ChargerSession, message) -> None:
         reply = {"type": "gateway.call.reply", "request_id": message.get("request_id", "")}

@@ -7,6 +7,7 @@ change of state through callbacks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
@@ -64,6 +65,56 @@ def backoff_delays(minimum_s: float, maximum_s: float, rng: random.Random):
         attempt = min(attempt + 1, 30)
 
 
+class ConnectGate:
+    """At most `limit` CSMS handshakes at a time, across all of a process's legs: a storm of
+    chargers (or a CSMS coming back to thousands of reconnecting legs) reaches the CSMS as a
+    steady stream, not thousands of handshakes in one millisecond. A leg that had to wait for
+    its slot waits a random 0-jitter_s more, so the waiting ones do not start in step. A slow
+    CSMS holds slots only up to the connect timeout; legs already up never pass through here.
+
+    One gate per event loop (asyncio primitives belong to the loop that first uses them)."""
+
+    def __init__(self, limit: int, jitter_s: float, rng: random.Random | None = None):
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.limit = limit
+        self.jitter_s = jitter_s
+        self._rng = rng or random.Random()
+        self._semaphore = asyncio.Semaphore(limit)
+        self.active = 0
+        self.waiting = 0
+        self._queued_in_episode = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self):
+        if self._semaphore.locked():
+            if self.waiting == 0:
+                logger.info("csms_connect_throttled limit=%s", self.limit)
+            self.waiting += 1
+            self._queued_in_episode += 1
+            try:
+                await self._semaphore.acquire()
+            finally:
+                self.waiting -= 1
+            try:
+                if self.jitter_s > 0:
+                    await asyncio.sleep(self._rng.uniform(0, self.jitter_s))
+            except BaseException:
+                self._semaphore.release()
+                raise
+            if self.waiting == 0:
+                logger.info("csms_connect_throttle_over queued=%s", self._queued_in_episode)
+                self._queued_in_episode = 0
+        else:
+            await self._semaphore.acquire()
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+            self._semaphore.release()
+
+
 class UpstreamLink:
     def __init__(
         self,
@@ -72,6 +123,7 @@ class UpstreamLink:
         on_up: Callable[[], Awaitable[None]],
         on_down: Callable[[str], Awaitable[None]],
         charge_box_id: str,
+        gate: ConnectGate | None = None,
     ):
         self.config = config
         self._on_frame = on_frame
@@ -84,6 +136,7 @@ class UpstreamLink:
         self._closed = False
         self._rng = random.Random()
         self._authorization_candidates: list[str] = []
+        self._gate = gate
 
     @property
     def connected(self) -> bool:
@@ -102,21 +155,10 @@ class UpstreamLink:
         if config.url.startswith("wss://"):
             ssl_context = ssl.create_default_context(cafile=config.ca_bundle or None)
         try:
-            connection = await connect(
-                config.url,
-                subprotocols=[OCPP16],
-                additional_headers=headers,
-                compression="deflate" if config.compression else None,
-                open_timeout=config.connect_timeout_s,
-                ping_interval=config.ping_interval_s or None,
-                ping_timeout=config.ping_interval_s or None,
-                close_timeout=2,
-                max_size=max(16 * 1024 * 1024, config.max_frame_bytes * 4),
-                max_queue=64,
-                ssl=ssl_context,
-                proxy=None,
-                user_agent_header=None,
-            )
+            async with self._gate.slot() if self._gate is not None else contextlib.nullcontext():
+                if self._closed:
+                    raise ConnectionError("link closed while waiting to connect")
+                connection = await self._open(config, headers, ssl_context)
         except InvalidStatus as error:
             raise UpstreamRejected(error.response.status_code) from None
         if self._closed:
@@ -132,6 +174,23 @@ class UpstreamLink:
         if start_reading:
             self.start_reading()
         logger.info("csms_connected charge_box_id=%s url=%s", self._charge_box_id, config.url)
+
+    async def _open(self, config: UpstreamConfig, headers, ssl_context) -> ClientConnection:
+        return await connect(
+            config.url,
+            subprotocols=[OCPP16],
+            additional_headers=headers,
+            compression="deflate" if config.compression else None,
+            open_timeout=config.connect_timeout_s,
+            ping_interval=config.ping_interval_s or None,
+            ping_timeout=config.ping_interval_s or None,
+            close_timeout=2,
+            max_size=max(16 * 1024 * 1024, config.max_frame_bytes * 4),
+            max_queue=64,
+            ssl=ssl_context,
+            proxy=None,
+            user_agent_header=None,
+        )
 
     def start_reading(self) -> None:
         connection = self._connection

@@ -141,7 +141,13 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str(ENV, "LINKRAY_CHANNEL_PREFIX", "linkray")},
+            # redis-py 8 reads with a 5 s socket timeout, the same as channels-redis's 5 s
+            # BZPOPMIN: the read then timed out as the server answered, every 5 s, losing what
+            # was popped at that moment. The socket timeout must outlast the blocking pop.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": env_str(ENV, "LINKRAY_CHANNEL_PREFIX", "linkray"),
+            },
         }
     }
 
@@ -236,6 +242,30 @@ LINKRAY_CSMS_RECONNECT_MIN_S = env_float(ENV, "LINKRAY_CSMS_RECONNECT_MIN_S", 1.
 LINKRAY_CSMS_RECONNECT_MAX_S = env_float(ENV, "LINKRAY_CSMS_RECONNECT_MAX_S", 60.0, minimum=0.01)
 LINKRAY_CSMS_PING_INTERVAL_S = env_float(ENV, "LINKRAY_CSMS_PING_INTERVAL_S", 30.0, minimum=0)
 LINKRAY_CHARGER_PING_INTERVAL_S = env_float(ENV, "LINKRAY_CHARGER_PING_INTERVAL_S", 30.0, minimum=1)
+# --- Storms: a whole site reconnecting in the same second (docs/performance.md, "Storms") ---
+# The listen queue: connections the kernel holds while LinkRay is busy accepting others. Linux
+# caps it at net.core.somaxconn (4096 on current kernels); Twisted's default of 50 overflowed
+# in a 1,000-charger burst.
+LINKRAY_LISTEN_BACKLOG = env_int(ENV, "LINKRAY_LISTEN_BACKLOG", 4096, minimum=1)
+# Several server processes on one port (SO_REUSEPORT; the kernel spreads connections). Also
+# `manage.py serve --reuse-port`.
+LINKRAY_REUSE_PORT = env_bool(ENV, "LINKRAY_REUSE_PORT", False)
+# A charger whose admission (database, CSMS leg) has not finished this long after its socket
+# opened gets HTTP 503 with Retry-After instead of waiting on. The websocket layer's own
+# handshake deadline lies beyond it, so no charger is ever dropped without an answer.
+LINKRAY_ADMISSION_TIMEOUT_S = env_float(ENV, "LINKRAY_ADMISSION_TIMEOUT_S", 60.0, minimum=1)
+LINKRAY_WEBSOCKET_HANDSHAKE_TIMEOUT_S = LINKRAY_ADMISSION_TIMEOUT_S + LINKRAY_CSMS_ADMIT_WAIT_S + 30
+# Retry-After of a 503: a charger told to come back gets this many seconds, plus up to the same
+# again at random so the retries of a storm do not come back in step.
+LINKRAY_RETRY_AFTER_S = env_int(ENV, "LINKRAY_RETRY_AFTER_S", 10, minimum=1)
+# CSMS legs opened at the same time (first connections and reconnections); a leg waiting for a
+# slot during a storm waits a random 0-LINKRAY_CSMS_CONNECT_JITTER_S more, so a CSMS never gets
+# thousands of handshakes in the same millisecond.
+LINKRAY_CSMS_CONNECT_CONCURRENCY = env_int(ENV, "LINKRAY_CSMS_CONNECT_CONCURRENCY", 50, minimum=1)
+LINKRAY_CSMS_CONNECT_JITTER_S = env_float(ENV, "LINKRAY_CSMS_CONNECT_JITTER_S", 0.05, minimum=0)
+# Charger sockets (open or still in their handshake) from one client address. A site's
+# chargers behind one NAT address share it: the default is above the tested maximum of 5,000.
+LINKRAY_MAX_CONNECTIONS_PER_ADDRESS = env_int(ENV, "LINKRAY_MAX_CONNECTIONS_PER_ADDRESS", 6000, minimum=1)
 # How long an outstanding CALL holds its direction before it counts as timed out.
 LINKRAY_CALL_TIMEOUT_S = env_float(ENV, "LINKRAY_CALL_TIMEOUT_S", 30.0, minimum=0.1)
 LINKRAY_MAX_FRAME_BYTES = env_int(ENV, "LINKRAY_MAX_FRAME_BYTES", 256 * 1024, minimum=1024)

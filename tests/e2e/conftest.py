@@ -57,7 +57,9 @@ class Stack:
         self.csms = await CsmsServer(**kwargs).start()
         return self.csms
 
-    def start_linkray(self, env: dict[str, str] | None = None, *, csms: CsmsServer | None = None, name: str = "a") -> LinkRayProcess:
+    def start_linkray(
+        self, env: dict[str, str] | None = None, *, csms: CsmsServer | None = None, name: str = "a", port: int | None = None
+    ) -> LinkRayProcess:
         csms = csms or self.csms
         merged = {
             "LINKRAY_CSMS_RECONNECT_MIN_S": "0.1",
@@ -70,7 +72,7 @@ class Stack:
         if csms is not None:
             merged["LINKRAY_CSMS_URL"] = csms.url
         merged.update(env or {})
-        process = LinkRayProcess(merged, self.tmp_path / f"linkray-{name}")
+        process = LinkRayProcess(merged, self.tmp_path / f"linkray-{name}", port=port)
         self.processes.append(process)
         return process.start()
 

@@ -147,6 +147,8 @@ class CsmsServer:
         self.expiry: dict[str, str] = {}
         # While set and not yet released, the CSMS holds every opening handshake (a slow network).
         self.handshake_gate: asyncio.Event | None = None
+        self.handshakes_in_progress = 0
+        self.most_handshakes_at_once = 0
         self._server = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -187,8 +189,13 @@ class CsmsServer:
         self.connections.clear()
 
     async def _check_auth(self, connection, request):
-        if self.handshake_gate is not None:
-            await self.handshake_gate.wait()
+        self.handshakes_in_progress += 1
+        self.most_handshakes_at_once = max(self.most_handshakes_at_once, self.handshakes_in_progress)
+        try:
+            if self.handshake_gate is not None:
+                await self.handshake_gate.wait()
+        finally:
+            self.handshakes_in_progress -= 1
         charge_box_id = request.path.rstrip("/").rsplit("/", 1)[-1]
         self.auth_headers[charge_box_id] = request.headers.get("Authorization")
         if self.passwords is None:

@@ -23,6 +23,7 @@ PURE_MODULES = [
     "gateway/charger_actions.py",
     "linkray_site/addresses.py",
     "gateway/profiles.py",
+    "gateway/connection_limits.py",
     "balancing/allocation.py",
     "balancing/pacing.py",
     "meters/registers.py",

@@ -147,3 +147,53 @@ def test_a_new_authorization_applies_from_the_next_connection_with_the_first_can
     assert link.config.authorization == "Basic first"
     assert link.config.url == "ws://csms.example/CP-1"
     assert not link.connected
+
+
+async def test_the_connect_gate_lets_no_more_handshakes_through_at_once_than_its_limit():
+    import asyncio
+
+    from gateway.upstream import ConnectGate
+
+    gate = ConnectGate(3, jitter_s=0.001, rng=random.Random(1))
+    release = asyncio.Event()
+    most_active = 0
+
+    async def handshake():
+        nonlocal most_active
+        async with gate.slot():
+            most_active = max(most_active, gate.active)
+            await release.wait()
+
+    tasks = [asyncio.ensure_future(handshake()) for _ in range(20)]
+    while gate.active + gate.waiting < 20:
+        await asyncio.sleep(0)
+    assert gate.active == 3 and gate.waiting == 17
+    release.set()
+    await asyncio.gather(*tasks)
+    assert most_active == 3
+    assert gate.active == 0 and gate.waiting == 0
+
+
+async def test_a_handshake_cancelled_while_waiting_for_the_gate_gives_back_nothing_it_did_not_take():
+    import asyncio
+
+    from gateway.upstream import ConnectGate
+
+    gate = ConnectGate(1, jitter_s=0.0)
+    release = asyncio.Event()
+
+    async def handshake():
+        async with gate.slot():
+            await release.wait()
+
+    holder = asyncio.ensure_future(handshake())
+    waiter = asyncio.ensure_future(handshake())
+    while gate.waiting < 1:
+        await asyncio.sleep(0)
+    waiter.cancel()
+    await asyncio.gather(waiter, return_exceptions=True)
+    release.set()
+    await holder
+    async with gate.slot():
+        assert gate.active == 1
+    assert gate.active == 0 and gate.waiting == 0

@@ -24,10 +24,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
         parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks one)")
+        parser.add_argument(
+            "--reuse-port",
+            action="store_true",
+            help="share the port with other LinkRay processes (SO_REUSEPORT; also LINKRAY_REUSE_PORT=true)",
+        )
 
-    def handle(self, *args, host: str, port: int, **options):
+    def handle(self, *args, host: str, port: int, reuse_port: bool = False, **options):
         if not 0 <= port <= 65535:
             raise CommandError(f"--port {port}: expected 0-65535")
+        reuse_port = reuse_port or settings.LINKRAY_REUSE_PORT
+        if reuse_port and settings.LINKRAY_EMBEDDED:
+            raise CommandError(
+                "--reuse-port: several server processes need REDIS_URL (the in-memory channel layer is per process)"
+            )
         call_command("migrate", interactive=False, verbosity=0)
         from linkray_site.static_files import ensure_collected
 
@@ -41,19 +51,37 @@ class Command(BaseCommand):
         _tune_runtime()
         # daphne installs Twisted's asyncio reactor when imported; nothing before this line may
         # import twisted.internet.reactor.
-        from daphne.server import Server
+        from gateway.websocket_server import ChargerServer, adopted_endpoint, listening_socket, raise_open_files_limit
         from twisted.internet import reactor
 
         from channels.routing import get_default_application
 
-        interface = host.replace(":", r"\:")
-        server = Server(
+        open_files, open_files_hard = raise_open_files_limit()
+        try:
+            sock = listening_socket(host, port, backlog=settings.LINKRAY_LISTEN_BACKLOG, reuse_port=reuse_port)
+        except OSError as error:
+            raise CommandError(f"cannot listen on {host}:{port}: {error}") from None
+        logger.info(
+            "listen_socket backlog=%s reuse_port=%s open_files_limit=%s open_files_hard=%s",
+            settings.LINKRAY_LISTEN_BACKLOG,
+            reuse_port,
+            open_files,
+            open_files_hard,
+        )
+        server = ChargerServer(
             get_default_application(),
-            endpoints=[f"tcp:port={port}:interface={interface}"],
+            endpoints=[adopted_endpoint(sock)],
             signal_handlers=True,
             # Chargers stay connected for weeks: no maximum connection time.
             websocket_timeout=-1,
-            websocket_connect_timeout=settings.LINKRAY_CSMS_ADMIT_WAIT_S + 10,
+            # Both handshake deadlines lie beyond LinkRay's own admission deadline, which
+            # answers 503: a charger in a storm is never dropped without an HTTP answer.
+            websocket_handshake_timeout=settings.LINKRAY_WEBSOCKET_HANDSHAKE_TIMEOUT_S,
+            websocket_connect_timeout=settings.LINKRAY_WEBSOCKET_HANDSHAKE_TIMEOUT_S,
+            # A site leaving at once (5,000 chargers) queues every teardown's database write
+            # behind the others: daphne's 10 s killed 241 of them half-way (state left
+            # "connected"). Teardowns end on their own; this only bounds a stuck one.
+            application_close_timeout=120,
             ping_interval=settings.LINKRAY_CHARGER_PING_INTERVAL_S,
             ping_timeout=settings.LINKRAY_CHARGER_PING_INTERVAL_S * 2,
             # Above LinkRay's own limit, so an oversized frame reaches the gateway and is
@@ -65,6 +93,7 @@ class Command(BaseCommand):
         )
         reactor.addSystemEventTrigger("before", "shutdown", _before_shutdown)
         server.run()
+        sock.close()  # Twisted adopted a duplicate of it
 
 
 def _tune_runtime() -> None:
