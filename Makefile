@@ -9,7 +9,7 @@ SCENARIO ?= office-day
 SPEED ?= 60
 DEMO_ARGS ?=
 
-.PHONY: install run run-pair test test-unit test-integration test-e2e bench bench-scale demo clean
+.PHONY: install run run-pair test test-prerequisites test-unit test-integration test-e2e bench bench-scale demo clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,22 @@ run-pair: install
 	$(PY) manage.py serve --host $(HOST) --port $(PORT) --reuse-port & \
 	wait
 
-test: install
+# The browser tests need Debian's Chromium and the RS-485 tests socat: installed here when run as
+# root (as CI is), otherwise `make test` stops and says what to install. Never a silent skip.
+test-prerequisites:
+	@missing=""; \
+	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "make test needs:$$missing. Install with: sudo apt-get install -y$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+test: install test-prerequisites
 	$(PY) -m pytest
 
 test-unit: install

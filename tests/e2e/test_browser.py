@@ -3,18 +3,13 @@ state by themselves (htmx), so an outage of the CSMS shows without a reload."""
 
 from __future__ import annotations
 
-import pytest
 from ocpp.v16 import call
+from playwright.async_api import expect
 
-from tests.peers.browser import CHROMIUM, chromium
+from tests.peers.browser import chromium
 from tests.peers.charger import ConnectedCharger
 from tests.peers.waiting import wait_for
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium; .ci/run does)"
-)
-playwright_api = pytest.importorskip("playwright.async_api")
-expect = playwright_api.expect
 
 PASSWORD = "e2e-admin-password-7"
 SCREENSHOT = "/tmp/linkray-dashboard.png"

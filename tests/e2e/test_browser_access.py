@@ -3,18 +3,13 @@ a person meets it, and an operator's change showing up in the audit log with bef
 
 from __future__ import annotations
 
-import pytest
 from ocpp.v16 import call
+from playwright.async_api import expect
 
-from tests.peers.browser import CHROMIUM, chromium
+from tests.peers.browser import chromium
 from tests.peers.charger import ConnectedCharger
 from tests.peers.waiting import wait_for
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium; .ci/run does)"
-)
-playwright_api = pytest.importorskip("playwright.async_api")
-expect = playwright_api.expect
 
 ADMIN_PASSWORD = "e2e-admin-password-7"
 PAGE_TIMEOUT_MS = 15_000

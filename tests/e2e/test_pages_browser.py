@@ -6,16 +6,12 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 import pytest
+from playwright.async_api import expect
 
-from tests.peers.browser import CHROMIUM, chromium
+from tests.peers.browser import chromium
 from tests.peers.site import CHARGERS, CREATE_METER, CREATE_USERS, OFFLINE_CHARGER, PASSWORDS, boot_site
 from tests.peers.waiting import wait_for
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium; .ci/run does)"
-)
-playwright_api = pytest.importorskip("playwright.async_api")
-expect = playwright_api.expect
 
 UPDATE_TIMEOUT_MS = 15_000
 PHONE = {"width": 390, "height": 844}
@@ -115,9 +111,8 @@ async def test_every_page_fits_a_390_px_phone_without_sideways_scrolling(stack):
         assert browser.blocked_requests == []
 
 
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
 async def test_the_meters_list_with_a_long_error_fits_a_laptop_screen(stack):
-    if stack.kind != "embedded":
-        pytest.skip("scale-out polls meters in Celery beat, which the e2e stack does not run")
     async with AsyncExitStack() as exits:
         linkray, _ = await start_site(stack, exits)
         browser = await exits.enter_async_context(chromium(linkray.http_url))

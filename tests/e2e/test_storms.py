@@ -122,9 +122,8 @@ async def test_a_sigkill_with_messages_queued_then_everyone_reconnecting_at_once
         await close_all(chargers)
 
 
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
 async def test_one_address_beyond_its_connection_limit_gets_503_with_retry_after_and_a_log_line(stack):
-    if stack.kind != "embedded":
-        pytest.skip("the limit is per process; one process shows it")
     await stack.start_csms()
     linkray = stack.start_linkray(env={"LINKRAY_MAX_CONNECTIONS_PER_ADDRESS": "3", "LINKRAY_RETRY_AFTER_S": "7"})
     chargers = await connect_all(linkray.url, ["LIM1", "LIM2", "LIM3"])
@@ -174,9 +173,8 @@ def api_call(base_url: str, token: str, charge_box_id: str, action: str, payload
         return json.loads(response.read())
 
 
+@pytest.mark.parametrize("stack", ["scaleout"], indirect=True)
 async def test_two_processes_behind_one_port_share_the_chargers_and_reach_each_of_them_from_the_api(stack):
-    if stack.kind != "scaleout":
-        pytest.skip("several server processes need REDIS_URL (the in-memory layer is per process)")
     csms = await stack.start_csms()
     token = "reuse-port-token"
     first, second = start_processes(stack, {"LINKRAY_API_TOKEN": token})
@@ -204,9 +202,8 @@ async def test_two_processes_behind_one_port_share_the_chargers_and_reach_each_o
         await close_all(chargers)
 
 
+@pytest.mark.parametrize("stack", ["embedded"], indirect=True)
 def test_reuse_port_without_redis_is_refused_with_a_clear_error(stack):
-    if stack.kind != "embedded":
-        pytest.skip("the embedded default is the case refused")
     result = stack.manage("serve", "--port", "0", "--reuse-port")
     assert result.returncode != 0
     assert "--reuse-port: several server processes need REDIS_URL" in result.stderr

@@ -14,7 +14,6 @@ from meters.registers import plan_reads
 from meters.simulator import SimulatedMeter, start_serial_server
 from tests.peers.meter import MeterPeer, SerialPair, SimulateMeterProcess, known_values, meter_map
 
-pytestmark = pytest.mark.skipif(not SerialPair.available(), reason="socat is not installed (.ci/run installs it)")
 
 
 def now() -> datetime:

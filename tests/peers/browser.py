@@ -48,6 +48,10 @@ class Browser:
 async def chromium(base_url: str) -> AsyncIterator[Browser]:
     from playwright.async_api import async_playwright
 
+    if not CHROMIUM.exists():
+        # Fail, never skip: the browser tests are part of `make test` (which installs Chromium
+        # when run as root, as CI does).
+        raise RuntimeError(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` (or run `make test` as root)")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

@@ -166,6 +166,8 @@ class SerialPair:
         return shutil.which("socat") is not None
 
     def start(self) -> SerialPair:
+        if not self.available():
+            raise RuntimeError("socat is missing: install it with `apt-get install -y socat` (or run `make test` as root)")
         self.process = subprocess.Popen(
             [
                 "socat",
