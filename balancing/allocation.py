@@ -61,8 +61,10 @@ How the site is shared
    `release_grace_s` ago therefore counts at its ceiling (its maximum, capped by the CSMS; without
    either, the limit in force) on the phases it loads: `high` gets its ceiling minus its measured
    draw on top (safe even when the grid already shows part of the jump), `low` does not; the same
-   hold as in 3a keeps U from counting the jump twice once the grid shows it. After the grace
-   period its draw is in the grid reading like any load LinkRay does not control.
+   hold as in 3a keeps U from counting the jump twice once the grid shows it (its MeterValues lag
+   too). A charger released after `previous_at_s` was controlled in the previous estimate, so its
+   ceiling is added to that estimate before it is held. After the grace period its draw is in the
+   grid reading like any load LinkRay does not control.
 4. Priorities are strict: a higher priority level is served completely (up to its chargers'
    maximums) before a lower level gets what is left.
 5. Within a level, chargers are admitted at their minimum in rotation order while the minimum fits
@@ -334,6 +336,8 @@ def allocate(
     controlled_draw = [0.0, 0.0, 0.0]
     stale_extra = [0.0, 0.0, 0.0]  # what stale chargers may draw above their last sample (3a)
     released_extra = [0.0, 0.0, 0.0]  # released chargers' ceiling above their draw (3b)
+    newly_released = [0.0, 0.0, 0.0]  # ceilings of chargers still controlled in the previous estimate (3b)
+    held_since_s = _number(previous_at_s)
     wanting: list[_Charger] = []
     idle: list[tuple[int, str, _Charger]] = []
 
@@ -376,6 +380,8 @@ def allocate(
                 measured = _measured(charger.measured_current_a, problems, owner)
                 for phase in phases:
                     released_extra[phase] += max(0.0, ceiling_a - measured[phase])
+                    if held_since_s is not None and released_at_s > held_since_s:
+                        newly_released[phase] += ceiling_a
             results[index] = ChargerAllocation(charger.charge_box_id, limit_a, limit_a * power_phases * voltage_v,
                                                Reason.NOT_CONTROLLABLE)
             continue
@@ -450,8 +456,9 @@ def allocate(
     if failsafe:
         return Allocation(tuple(results), limit_in_force_a, limit_reason, None, None, True, tuple(problems))
 
-    uncontrolled = _uncontrolled_a(grid, controlled_draw, stale_extra, released_extra, phase_limit_a, power_cap_kw,
-                                   voltage_v, previous_uncontrolled_a, previous_at_s, now, hold_max_age_s, problems)
+    uncontrolled = _uncontrolled_a(grid, controlled_draw, stale_extra, released_extra, newly_released, phase_limit_a,
+                                   power_cap_kw, voltage_v, previous_uncontrolled_a, previous_at_s, now, hold_max_age_s,
+                                   problems)
     capacity = [phase_limit_a - margin_a - uncontrolled[phase] for phase in range(3)]
     capacity.append(
         math.inf if power_cap_kw is None
@@ -517,11 +524,12 @@ def _released_ceiling_a(charger: ChargerInput, maximum_a: float | None, to_a: fl
 
 
 def _uncontrolled_a(grid: tuple[float, float, float], controlled_draw: list[float], stale_extra: list[float],
-                    released_extra: list[float], phase_limit_a: float, power_cap_kw: float | None, voltage_v: float,
-                    previous: object, previous_at_s: object, now: float, hold_max_age_s: object,
-                    problems: list[str]) -> tuple[float, float, float]:
+                    released_extra: list[float], newly_released: list[float], phase_limit_a: float,
+                    power_cap_kw: float | None, voltage_v: float, previous: object, previous_at_s: object, now: float,
+                    hold_max_age_s: object, problems: list[str]) -> tuple[float, float, float]:
     """The load LinkRay does not control, per phase (3, 3a, 3b): known within [low, high]; the
-    previous estimate is held within it, except on a phase over the limit (then high)."""
+    previous estimate (plus the ceilings of chargers released since) is held within it, except on
+    a phase over the limit (then high)."""
     measured = [max(0.0, grid[phase] - controlled_draw[phase]) for phase in range(3)]
     high = [measured[phase] + released_extra[phase] for phase in range(3)]
     low = [max(0.0, measured[phase] - stale_extra[phase]) for phase in range(3)]
@@ -534,7 +542,7 @@ def _uncontrolled_a(grid: tuple[float, float, float], controlled_draw: list[floa
     estimate = list(high)
     for phase in range(3):
         if grid[phase] <= phase_limit_a + _EPSILON:  # over the limit: cut at once on the high estimate
-            estimate[phase] = max(low[phase], min(high[phase], held_before[phase]))
+            estimate[phase] = max(low[phase], min(high[phase], held_before[phase] + newly_released[phase]))
     return (estimate[0], estimate[1], estimate[2])
 
 

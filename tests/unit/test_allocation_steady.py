@@ -256,6 +256,15 @@ def test_a_charger_released_in_a_tight_site_does_not_take_the_site_over_its_fuse
     assert not reductions(car.sends)
 
 
+def test_a_charger_released_since_the_previous_estimate_adds_its_ceiling_to_it():
+    # The previous estimate (8 A) was made while B was controlled: its draw was not in it.
+    car = ChargerInput("A", "ac3", (0, 1, 2), wants_current=True, measured_current_a=(8.0,) * 3, limit_a=8.0)
+    allocation = allocate(SiteLimits(grid_limit_a=32), (24.0,) * 3, [car, released("B", released_at_s=START_S, draw_a=8.0)],
+                          now_s=START_S, previous_uncontrolled_a=(8.0,) * 3, previous_at_s=START_S - 1)
+    assert allocation.uncontrolled_a == (24.0, 24.0, 24.0)  # 8 A building + B at its 16 A maximum
+    assert allocation.for_charger("A").limit_a == pytest.approx(8.0)
+
+
 def test_a_released_charger_with_a_bad_release_time_counts_at_what_it_draws():
     allocation = allocate(SiteLimits(grid_limit_a=32), (6.0,) * 3, [released(released_at_s=float("nan"))],
                           now_s=START_S)
