@@ -180,6 +180,11 @@ async def test_the_site_stays_under_its_fuse_shares_fairly_and_ignores_a_csms_ou
         # MeterValues every 10 s; the building's load steps down: both cars are raised, and the grid
         # shows their new draw long before their MeterValues do. No cut after the raise (no
         # up/down/up), and still under the fuse, until each car has reported twice since.
+        await wait_for(
+            lambda: min(a.draw_a, b.draw_a) >= 6.0 and linkray_limit(a) == linkray_limit(b)
+            and max(site.grid_current_a().values()) <= 32.0,
+            timeout=30, what="both cars charging at equal shares (none paused in rotation)",
+        )
         for charger in (a, b):
             charger.meter_value_interval_s = SLOW_METER_VALUE_INTERVAL_S
         limits_before = len(a.calls_received("SetChargingProfile"))
