@@ -46,13 +46,17 @@ How the site is shared
    the raised car ramping is not taken for building load (no cut after a raise); a fall of the
    building load is seen at once (`high` falls); a rise is seen as soon as it shows above `low`:
    at once when the raised car has ramped, at the latest at its next MeterValues.
-   Why this cannot overload the site: every limit is allocated within `limit - margin - U` and
-   U >= low. `low` is too low only by what a stale car draws under its limit, and that car then
-   draws that much less than it was given, so the site stays within `limit - margin`; when it
-   does draw its limit, `low` is exact. On a phase whose grid reading is over the limit in force
-   (or with a total over the kW cap) nothing is held: `high` is used and the cut goes out at once,
-   as before. That cut may be deeper than needed (a stale car counts at its last sample, not at
-   what it draws now): the fuse comes first; the next MeterValues set it right.
+   Why this does not overload the site: every limit is allocated within `limit - margin - U`.
+   With the building's load unchanged since the previous estimate, that estimate is exact and
+   lies within the bounds, so it is used as is. U falls below the truth only when the building's
+   load rose during the stale window, and then by at most the smaller of that rise and `d`, what
+   the stale car draws under its limit; while it draws that much less than it was given, the site
+   stays within `limit - margin`. If it ramps later, `low` becomes exact and the next cycle sees
+   the rise: in between the site may pass `limit - margin` by at most that amount, and on a phase
+   whose grid reading is over the limit in force (or with a total over the kW cap) nothing is
+   held: `high` is used and the cut goes out at once, as for any load step between two readings.
+   That cut may be deeper than needed (a stale car counts at its last sample, not at what it
+   draws now): the fuse comes first; the next MeterValues set it right.
 3b. A released charger. When LinkRay lets go of a charger (balancing switched off: LinkRay's
    profile is cleared; or the charger refused LinkRay's profile), it may jump to its ceiling
    within seconds, before its MeterValues and even the grid meter show it; raising others in the
