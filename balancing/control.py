@@ -29,6 +29,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from balancing.allocation import (
+    HOLD_MAX_AGE_S,
     RELEASE_GRACE_S,
     Allocation,
     ChargerAllocation,
@@ -293,7 +294,8 @@ async def run_cycle(now: datetime) -> CycleResult:
         for charge_box_id, charger in sorted(let_go_by_id.items())
         if charge_box_id not in controlled_ids and charge_box_id in let_go_at
     ]
-    previous = _previous_uncontrolled()
+    # The previous estimate is held for a few cycles at most (a long control period: 3 of them).
+    previous = (*_previous_uncontrolled(), max(HOLD_MAX_AGE_S, 3 * (site.control_period_s or 0)))
     allocation = _allocate(site_limits(site, snapshot.setpoint), grid_current_a, inputs + let_go, now, previous)
     for problem in allocation.problems:
         logger.warning("balancing_input_problem %s", problem)
@@ -359,15 +361,20 @@ def _previous_uncontrolled() -> tuple[Any, float | None]:
     status = last_site_status() or {}
     try:
         at_s = datetime.fromisoformat(status["decided_at"]).timestamp()
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None, None
     uncontrolled = status.get("uncontrolled_a")
     return (tuple(uncontrolled) if isinstance(uncontrolled, list | tuple) else None), at_s
 
 
 def _allocate(
-    site: SiteLimits, grid_current_a, inputs: list[ChargerInput], now: datetime, previous: tuple[Any, float | None] = (None, None)
+    site: SiteLimits,
+    grid_current_a,
+    inputs: list[ChargerInput],
+    now: datetime,
+    previous: tuple[Any, float | None, float] = (None, None, HOLD_MAX_AGE_S),
 ) -> Allocation:
+    """`previous`: the last cycle's uncontrolled-load estimate, when it was made, how long it may be held."""
     return allocate(
         site,
         grid_current_a,
@@ -378,6 +385,7 @@ def _allocate(
         resume_after_s=settings.LINKRAY_BALANCING_RESUME_AFTER_S,
         previous_uncontrolled_a=previous[0],
         previous_at_s=previous[1],
+        hold_max_age_s=previous[2],
     )
 
 

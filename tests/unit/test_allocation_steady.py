@@ -7,11 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from balancing.allocation import ChargerInput, Reason, SiteLimits, allocate
 from balancing.pacing import SentLimit, plan_sends
 
 START_S = 100_000.0
+TOLERANCE_A = 1e-6
 REACTION_S = 2.0  # the simulated car follows a new limit after this
 INCREASE_INTERVAL_S = 10.0
 
@@ -274,3 +277,50 @@ def test_a_released_charger_with_a_bad_release_time_counts_at_what_it_draws():
 def test_replacing_the_input_keeps_the_new_fields():
     car = ChargerInput("A", "ac3", (0, 1, 2))
     assert replace(car, measured_at_s=1.0, released_at_s=2.0).measured_at_s == 1.0
+
+
+# --- properties ----------------------------------------------------------------------------------
+
+
+@st.composite
+def lagging_fleets(draw):
+    """Chargers whose samples may predate their last raise, and chargers LinkRay let go of."""
+    chargers = []
+    for index in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(["ac1", "ac3", "dc"]))
+        wiring = draw(st.sampled_from([(0,), (1,), (2,)])) if kind == "ac1" else (0, 1, 2)
+        chargers.append(ChargerInput(
+            f"CP{index}", kind, wiring, wants_current=draw(st.booleans()), controllable=draw(st.booleans()),
+            max_current_a=draw(st.none() | st.floats(0, 63)), max_power_w=draw(st.none() | st.floats(0, 100_000)),
+            measured_current_a=draw(st.tuples(*[st.floats(0, 40)] * 3)), limit_a=draw(st.none() | st.floats(0, 63)),
+            limit_raised_at_s=draw(st.none() | st.floats(START_S - 20, START_S)),
+            measured_at_s=draw(st.none() | st.floats(START_S - 70, START_S)),
+            released_at_s=draw(st.none() | st.floats(START_S - 40, START_S)),
+        ))
+    return chargers
+
+
+@settings(max_examples=300)
+@given(st.floats(0, 100), st.tuples(*[st.floats(0, 150)] * 3), lagging_fleets(),
+       st.none() | st.tuples(*[st.floats(0, 150)] * 3), st.floats(START_S - 15, START_S))
+def test_the_uncontrolled_estimate_stays_between_every_stale_charger_at_its_limit_and_every_sample_as_reported(
+        grid_limit_a, grid, chargers, previous, previous_at_s):
+    allocation = allocate(SiteLimits(grid_limit_a=grid_limit_a), grid, chargers, now_s=START_S,
+                          previous_uncontrolled_a=previous, previous_at_s=previous_at_s)
+    most_drawn = [0.0, 0.0, 0.0]  # controlled chargers at the most they may draw
+    as_reported = [0.0, 0.0, 0.0]
+    ceilings = [0.0, 0.0, 0.0]  # released chargers' ceilings, at most
+    for charger in chargers:
+        phases = charger.wiring if charger.kind == "ac1" else (0, 1, 2)
+        for phase in range(3):  # a sample counts on every site phase it names
+            if charger.controllable:
+                as_reported[phase] += charger.measured_current_a[phase]
+                limit_a = (charger.limit_a or 0.0) if phase in phases else 0.0
+                most_drawn[phase] += max(charger.measured_current_a[phase], limit_a)
+            elif phase in phases:
+                ceilings[phase] += max(grid_limit_a, 63.0, 100_000 / (3 * 230.0))
+    for phase in range(3):
+        assert allocation.uncontrolled_a[phase] >= grid[phase] - most_drawn[phase] - TOLERANCE_A
+        assert allocation.uncontrolled_a[phase] <= max(0.0, grid[phase] - as_reported[phase]) + ceilings[phase] + TOLERANCE_A
+        if grid[phase] > grid_limit_a + TOLERANCE_A:  # over the limit: nothing held below the reported draws
+            assert allocation.uncontrolled_a[phase] >= max(0.0, grid[phase] - as_reported[phase]) - TOLERANCE_A
