@@ -6,7 +6,8 @@ seconds). Same inputs, same output; ties are broken by `charge_box_id`.
 Public API
 ----------
 - `allocate(site, grid_current_a, chargers, *, now_s, rotation_period_s=900.0, lend_after_s=60.0,
-  resume_after_s=30.0) -> Allocation`
+  resume_after_s=30.0, previous_uncontrolled_a=None, previous_at_s=None, ramp_s=RAMP_S,
+  hold_max_age_s=HOLD_MAX_AGE_S, release_grace_s=RELEASE_GRACE_S) -> Allocation`
 - `SiteLimits`, `ChargerInput` (inputs), `Allocation`, `ChargerAllocation` (output), `Reason`.
 - `Allocation.for_charger(charge_box_id) -> ChargerAllocation | None`.
 - `LEND_BELOW_LIMIT_A`, `LEND_HEADROOM_A`: the lending thresholds (see below).
@@ -26,7 +27,48 @@ How the site is shared
    `measured_current_a`, on site phases), clamped at 0: PV export is never counted on to lift the
    fuse (a cloud would take it away before the next cycle). Chargers with `controllable=False` are
    part of it. Available per phase = limit in force - margin - uncontrolled (for the kW cap:
-   cap - 3 * margin - sum of uncontrolled).
+   cap - 3 * margin - sum of uncontrolled). Two refinements, 3a and 3b, below.
+3a. A draw sample from before a raise. The grid meter is polled every second; a charger reports
+   MeterValues every 10-60 s. Right after LinkRay raises a charger from L0 to L1, the grid already
+   shows the car ramping while its last MeterValues still say L0, so `grid - measured` counts the
+   raise as building load and the next cycle cuts it again (14.3 -> 7.6 -> 14.3 A, one oscillation
+   per raise; worse with a 60 s MeterValues interval). A sample is STALE when it was taken
+   (`measured_at_s`, None: unknown) before `limit_raised_at_s + ramp_s` (a car follows a new limit
+   within a few seconds; IEC 61851 allows 5 s). Per phase the uncontrolled load U is then only
+   known within bounds:
+     high = grid - measured draw                        (the usual estimate: too high by what the
+                                                          stale chargers ramped since their sample)
+     low  = grid - fresh draw - stale chargers' limit   (each stale charger at the most it may
+                                                          draw now: its limit in force)
+   Chargers obey their limit, so low <= U <= high. Used: U = max(low, min(high, previous U)), with
+   `previous_uncontrolled_a`, the estimate of the last cycle (ignored when older than
+   `hold_max_age_s`, bad or missing: then `high`, the old behaviour). So a grid rise that matches
+   the raised car ramping is not taken for building load (no cut after a raise); a fall of the
+   building load is seen at once (`high` falls); a rise is seen as soon as it shows above `low`:
+   at once when the raised car has ramped, at the latest at its next MeterValues.
+   Why this does not overload the site: every limit is allocated within `limit - margin - U`.
+   With the building's load unchanged since the previous estimate, that estimate is exact and
+   lies within the bounds, so it is used as is. U falls below the truth only when the building's
+   load rose during the stale window, and then by at most the smaller of that rise and `d`, what
+   the stale car draws under its limit; while it draws that much less than it was given, the site
+   stays within `limit - margin`. If it ramps later, `low` becomes exact and the next cycle sees
+   the rise: in between the site may pass `limit - margin` by at most that amount, and on a phase
+   whose grid reading is over the limit in force (or with a total over the kW cap) nothing is
+   held: `high` is used and the cut goes out at once, as for any load step between two readings.
+   That cut may be deeper than needed (a stale car counts at its last sample, not at what it
+   draws now): the fuse comes first; the next MeterValues set it right.
+3b. A released charger. When LinkRay lets go of a charger (balancing switched off: LinkRay's
+   profile is cleared; or the charger refused LinkRay's profile), it may jump to its ceiling
+   within seconds, before its MeterValues and even the grid meter show it; raising others in the
+   same cycle would put the site over the limit until the next cut (and then the cut cars wait
+   `resume_after_s`). A charger with `controllable=False` and `released_at_s` less than
+   `release_grace_s` ago therefore counts at its ceiling (its maximum, capped by the CSMS; without
+   either, the limit in force) on the phases it loads: `high` gets its ceiling minus its measured
+   draw on top (safe even when the grid already shows part of the jump), `low` does not; the same
+   hold as in 3a keeps U from counting the jump twice once the grid shows it (its MeterValues lag
+   too). A charger released after `previous_at_s` was controlled in the previous estimate, so its
+   ceiling is added to that estimate before it is held. After the grace period its draw is in the
+   grid reading like any load LinkRay does not control.
 4. Priorities are strict: a higher priority level is served completely (up to its chargers'
    maximums) before a lower level gets what is left.
 5. Within a level, chargers are admitted at their minimum in rotation order while the minimum fits
@@ -79,6 +121,9 @@ from enum import StrEnum
 LEND_BELOW_LIMIT_A = 2.0  # a car drawing less than its limit minus this is lent from
 LEND_HEADROOM_A = 3.0  # a lending car keeps its draw plus this (> LEND_BELOW_LIMIT_A: no flapping)
 DEFAULT_MIN_CURRENT_A = 6.0
+RAMP_S = 5.0  # a car follows a raised limit within this (IEC 61851): a sample older is stale (3a)
+HOLD_MAX_AGE_S = 10.0  # the previous uncontrolled-load estimate is held at most this old (3a)
+RELEASE_GRACE_S = 30.0  # a released charger counts at its ceiling this long (3b)
 ALL_PHASES = (0, 1, 2)
 _EPSILON = 1e-9
 _POWER_CAP = 3  # index of the kW-cap resource, after the three phases
@@ -135,6 +180,8 @@ class ChargerInput:
     min_power_w: float | None = None  # DC minimum power; None: min_current_a * 3 * V
     limit_raised_at_s: float | None = None  # when LinkRay last RAISED its limit (lending waits for the ramp);
     #                                         a reduction (lending itself) leaves it unchanged
+    measured_at_s: float | None = None  # when `measured_current_a` was sampled (its MeterValues); None: unknown
+    released_at_s: float | None = None  # not controllable: when LinkRay let go of it (balancing off, refused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +284,11 @@ def allocate(
     rotation_period_s: float = 900.0,
     lend_after_s: float = 60.0,
     resume_after_s: float = 30.0,
+    previous_uncontrolled_a: tuple[float, float, float] | None = None,
+    previous_at_s: float | None = None,
+    ramp_s: float = RAMP_S,
+    hold_max_age_s: float = HOLD_MAX_AGE_S,
+    release_grace_s: float = RELEASE_GRACE_S,
 ) -> Allocation:
     problems: list[str] = []
     voltage_v = _number(site.nominal_voltage_v)
@@ -281,7 +333,15 @@ def allocate(
     count = len(chargers)
     results: list[ChargerAllocation | None] = [None] * count
     phase_counts = [3] * count
+    ramp_wait_s = _number(ramp_s)
+    ramp_wait_s = ramp_wait_s if ramp_wait_s is not None and ramp_wait_s >= 0 else RAMP_S
+    grace_s = _number(release_grace_s)
+    grace_s = grace_s if grace_s is not None and grace_s >= 0 else RELEASE_GRACE_S
     controlled_draw = [0.0, 0.0, 0.0]
+    stale_extra = [0.0, 0.0, 0.0]  # what stale chargers may draw above their last sample (3a)
+    released_extra = [0.0, 0.0, 0.0]  # released chargers' ceiling above their draw (3b)
+    newly_released = [0.0, 0.0, 0.0]  # ceilings of chargers still controlled in the previous estimate (3b)
+    held_since_s = _number(previous_at_s)
     wanting: list[_Charger] = []
     idle: list[tuple[int, str, _Charger]] = []
 
@@ -318,6 +378,14 @@ def allocate(
 
         if not charger.controllable:
             limit_a = maximum_a if maximum_a is not None else grid_limit_a
+            released_at_s = _number(charger.released_at_s)
+            if released_at_s is not None and 0.0 <= now - released_at_s < grace_s:
+                ceiling_a = _released_ceiling_a(charger, maximum_a, to_a, phase_limit_a, problems, owner)
+                measured = _measured(charger.measured_current_a, problems, owner)
+                for phase in phases:
+                    released_extra[phase] += max(0.0, ceiling_a - measured[phase])
+                    if held_since_s is not None and released_at_s > held_since_s:
+                        newly_released[phase] += ceiling_a
             results[index] = ChargerAllocation(charger.charge_box_id, limit_a, limit_a * power_phases * voltage_v,
                                                Reason.NOT_CONTROLLABLE)
             continue
@@ -326,6 +394,11 @@ def allocate(
         controlled_draw[0] += measured[0]
         controlled_draw[1] += measured[1]
         controlled_draw[2] += measured[2]
+        if _is_stale(charger, now, ramp_wait_s):
+            in_force_a = _number(charger.limit_a)
+            if in_force_a is not None and in_force_a > 0:
+                for phase in phases:
+                    stale_extra[phase] += max(0.0, in_force_a - measured[phase])
 
         cap_a, cap_reason = math.inf, Reason.FAIR_SHARE
         if maximum_a is not None:
@@ -387,7 +460,9 @@ def allocate(
     if failsafe:
         return Allocation(tuple(results), limit_in_force_a, limit_reason, None, None, True, tuple(problems))
 
-    uncontrolled = tuple(max(0.0, grid[phase] - controlled_draw[phase]) for phase in range(3))
+    uncontrolled = _uncontrolled_a(grid, controlled_draw, stale_extra, released_extra, newly_released, phase_limit_a,
+                                   power_cap_kw, voltage_v, previous_uncontrolled_a, previous_at_s, now, hold_max_age_s,
+                                   problems)
     capacity = [phase_limit_a - margin_a - uncontrolled[phase] for phase in range(3)]
     capacity.append(
         math.inf if power_cap_kw is None
@@ -429,6 +504,69 @@ def allocate(
                          (capacity[_POWER_CAP] - allocated[_POWER_CAP]) / 3.0)
     return Allocation(tuple(results), limit_in_force_a, limit_reason, uncontrolled,  # type: ignore[arg-type]
                       capacity_left_a, False, tuple(problems), standby_left_a)
+
+
+def _is_stale(charger: ChargerInput, now: float, ramp_wait_s: float) -> bool:
+    """Its draw sample predates the car following its last raise (3a)."""
+    raised_at_s = _number(charger.limit_raised_at_s)
+    if raised_at_s is None or raised_at_s > now:
+        return False
+    measured_at_s = _number(charger.measured_at_s)
+    return measured_at_s is None or measured_at_s < raised_at_s + ramp_wait_s
+
+
+def _released_ceiling_a(charger: ChargerInput, maximum_a: float | None, to_a: float, phase_limit_a: float,
+                        problems: list[str], owner: str) -> float:
+    """What a charger LinkRay let go of may draw: its maximum, capped by the CSMS (3b)."""
+    ceiling_a = maximum_a
+    csms_cap_a = _non_negative(charger.csms_cap_a, "csms_cap_a", None, problems, owner)
+    csms_cap_w = _non_negative(charger.csms_cap_w, "csms_cap_w", None, problems, owner)
+    for cap_a in (csms_cap_a, None if csms_cap_w is None else csms_cap_w * to_a):
+        if cap_a is not None and (ceiling_a is None or cap_a < ceiling_a):
+            ceiling_a = cap_a
+    return phase_limit_a if ceiling_a is None else ceiling_a
+
+
+def _uncontrolled_a(grid: tuple[float, float, float], controlled_draw: list[float], stale_extra: list[float],
+                    released_extra: list[float], newly_released: list[float], phase_limit_a: float,
+                    power_cap_kw: float | None, voltage_v: float, previous: object, previous_at_s: object, now: float,
+                    hold_max_age_s: object, problems: list[str]) -> tuple[float, float, float]:
+    """The load LinkRay does not control, per phase (3, 3a, 3b): known within [low, high]; the
+    previous estimate (plus the ceilings of chargers released since) is held within it, except on
+    a phase over the limit (then high)."""
+    measured = [max(0.0, grid[phase] - controlled_draw[phase]) for phase in range(3)]
+    high = [measured[phase] + released_extra[phase] for phase in range(3)]
+    low = [max(0.0, measured[phase] - stale_extra[phase]) for phase in range(3)]
+    if all(high[phase] - low[phase] <= _EPSILON for phase in range(3)):
+        return (high[0], high[1], high[2])
+    held_before = _previous_estimate(previous, previous_at_s, now, hold_max_age_s, problems)
+    over_power_cap = power_cap_kw is not None and sum(grid) * voltage_v > power_cap_kw * 1000.0 + _EPSILON
+    if held_before is None or over_power_cap:
+        return (high[0], high[1], high[2])
+    estimate = list(high)
+    for phase in range(3):
+        if grid[phase] <= phase_limit_a + _EPSILON:  # over the limit: cut at once on the high estimate
+            estimate[phase] = max(low[phase], min(high[phase], held_before[phase] + newly_released[phase]))
+    return (estimate[0], estimate[1], estimate[2])
+
+
+def _previous_estimate(previous: object, previous_at_s: object, now: float, hold_max_age_s: object,
+                       problems: list[str]) -> tuple[float, float, float] | None:
+    if previous is None:
+        return None
+    at_s = _number(previous_at_s)
+    max_age_s = _number(hold_max_age_s)
+    max_age_s = max_age_s if max_age_s is not None and max_age_s >= 0 else HOLD_MAX_AGE_S
+    if at_s is None or not 0.0 <= now - at_s <= max_age_s:
+        return None
+    if not isinstance(previous, tuple | list) or len(previous) != 3:
+        problems.append(f"previous_uncontrolled_a={previous!r}: not three currents, not held")
+        return None
+    values = [_number(value) for value in previous]
+    if any(value is None or value < 0 for value in values):
+        problems.append(f"previous_uncontrolled_a={previous!r}: not three numbers >= 0, not held")
+        return None
+    return (values[0], values[1], values[2])  # type: ignore[return-value]
 
 
 def _serve_level(level: list[_Charger], capacity: list[float], allocated: list[float]) -> None:

@@ -28,7 +28,16 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from balancing.allocation import Allocation, ChargerAllocation, ChargerInput, Reason, SiteLimits, allocate
+from balancing.allocation import (
+    HOLD_MAX_AGE_S,
+    RELEASE_GRACE_S,
+    Allocation,
+    ChargerAllocation,
+    ChargerInput,
+    Reason,
+    SiteLimits,
+    allocate,
+)
 from balancing.models import ChargerBalancing, Setpoint, SiteSettings
 from balancing.selectors import active_setpoint, site_limits
 from balancing.pacing import SentLimit, plan_sends
@@ -42,6 +51,9 @@ from meters import selectors as meter_selectors
 logger = logging.getLogger(__name__)
 
 SITE_STATUS_CACHE_KEY = "balancing.site_status"
+# {charge_box_id: when LinkRay let go of it (balancing off, refused)}: counted at its ceiling for
+# a while (balancing.allocation, 3b). In the cache, so every process and worker sees it.
+RELEASED_CACHE_KEY = "balancing.released_at"
 _CONFIGURATION_KEYS = ["ChargeProfileMaxStackLevel", "ChargingScheduleAllowedChargingRateUnit"]
 # Statuses and errors after which a charger is not controllable (its load counts as uncontrolled).
 _REFUSING_ERRORS = {"NotSupported", "NotImplemented"}
@@ -66,6 +78,8 @@ class Snapshot:
     # Balancing switched off (or no site limit) while LinkRay's profile is still on the charger:
     # to be released.
     released: list[ChargerSnapshot] = field(default_factory=list)
+    # Balancing off, let go of less than RELEASE_GRACE_S ago, connected: counted at its ceiling.
+    let_go: list[ChargerSnapshot] = field(default_factory=list)
 
 
 @dataclass
@@ -108,8 +122,48 @@ def load_snapshot(now: datetime, live_states: dict[str, ChargerState]) -> Snapsh
     if site.grid_limit_a is not None:
         releasing = releasing.filter(charger__balancing_enabled=False)
     for balancing in releasing:
-        released.append(ChargerSnapshot(balancing, live_states.get(balancing.charger.charge_box_id), True))
-    return Snapshot(site, active_setpoint(now), chargers, released)
+        released.append(ChargerSnapshot(balancing, _state_of(balancing.charger, live_states), True))
+    let_go = []
+    recent = released_at(now)
+    if recent:
+        rows = ChargerBalancing.objects.select_related("charger").filter(
+            charger__charge_box_id__in=list(recent), charger__balancing_enabled=False, charger__charger_connected=True
+        )
+        for balancing in rows:
+            let_go.append(ChargerSnapshot(balancing, _state_of(balancing.charger, live_states), True))
+    return Snapshot(site, active_setpoint(now), chargers, released, let_go)
+
+
+def _state_of(charger: Charger, live_states: dict[str, ChargerState]) -> ChargerState | None:
+    state = live_states.get(charger.charge_box_id)
+    if state is None and charger.state:
+        state = ChargerState.from_dict({**charger.state, "charge_box_id": charger.charge_box_id})
+    return state
+
+
+def released_at(now: datetime) -> dict[str, float]:
+    """Chargers LinkRay let go of within the grace period: {charge_box_id: when, epoch seconds}."""
+    recorded = cache.get(RELEASED_CACHE_KEY)
+    if not isinstance(recorded, dict):
+        return {}
+    now_s = now.timestamp()
+    return {
+        charge_box_id: at_s
+        for charge_box_id, at_s in recorded.items()
+        if isinstance(at_s, (int, float)) and 0.0 <= now_s - at_s < RELEASE_GRACE_S
+    }
+
+
+def record_let_go(charge_box_ids: list[str], now: datetime, *, after_cycle: bool = False) -> None:
+    """LinkRay lets go of these chargers now (balancing off, or they refused its profile).
+    `after_cycle`: at the answer to a CALL of the cycle at `now`, i.e. after that cycle's
+    estimate was made (the core tells the two apart by time: balancing.allocation, 3b)."""
+    if not charge_box_ids:
+        return
+    recorded = released_at(now)
+    at_s = now.timestamp() + (0.001 if after_cycle else 0.0)
+    recorded.update({charge_box_id: at_s for charge_box_id in charge_box_ids})
+    cache.set(RELEASED_CACHE_KEY, recorded, timeout=int(RELEASE_GRACE_S) + 60)
 
 
 def _live_states() -> dict[str, ChargerState]:
@@ -159,7 +213,15 @@ def measured_site_current_a(state: ChargerState, balancing: ChargerBalancing, wi
     return (totals[0], totals[1], totals[2])
 
 
-def charger_input(snapshot: ChargerSnapshot, site: SiteSettings, now: datetime) -> ChargerInput:
+def measured_at_s(state: ChargerState) -> float | None:
+    """When the charger's latest MeterValues were sampled (epoch seconds), None: never."""
+    times = [c.meter.measured_at for c in state.connectors.values() if c.meter.measured_at is not None]
+    return max(times).timestamp() if times else None
+
+
+def charger_input(
+    snapshot: ChargerSnapshot, site: SiteSettings, now: datetime, released_at_s: float | None = None
+) -> ChargerInput:
     balancing, state = snapshot.balancing, snapshot.state
     wiring = wiring_of(balancing)
     voltage_v = site.nominal_voltage_v
@@ -194,6 +256,8 @@ def charger_input(snapshot: ChargerSnapshot, site: SiteSettings, now: datetime) 
         charging_since_s=_seconds(balancing.charging_since_at),
         paused_since_s=_seconds(balancing.paused_since_at),
         limit_raised_at_s=_seconds(balancing.limit_raised_at),
+        measured_at_s=measured_at_s(state),
+        released_at_s=released_at_s,
     )
 
 
@@ -218,8 +282,21 @@ async def run_cycle(now: datetime) -> CycleResult:
         _publish_site_status(site, None, grid_current_a, 0.0, now)
         return CycleResult(None, site.control_period_s, skipped_reason="site limit not set")
     present = [charger for charger in snapshot.chargers if charger.connected and charger.state is not None]
-    inputs = [charger_input(charger, site, now) for charger in present]
-    allocation = _allocate(site_limits(site, snapshot.setpoint), grid_current_a, inputs, now)
+    record_let_go([charger.charge_box_id for charger in snapshot.released], now)
+    let_go_at = released_at(now)
+    inputs = [charger_input(charger, site, now, let_go_at.get(charger.charge_box_id)) for charger in present]
+    # Chargers LinkRay lets go of (now or within the grace period) count at their ceiling for a
+    # while (balancing.allocation, 3b); nothing is sent to them.
+    controlled_ids = {charger.charge_box_id for charger in present}
+    let_go_by_id = {c.charge_box_id: c for c in snapshot.let_go + snapshot.released if c.state is not None}
+    let_go = [
+        replace(charger_input(charger, site, now), controllable=False, released_at_s=let_go_at.get(charge_box_id))
+        for charge_box_id, charger in sorted(let_go_by_id.items())
+        if charge_box_id not in controlled_ids and charge_box_id in let_go_at
+    ]
+    # The previous estimate is held for a few cycles at most (a long control period: 3 of them).
+    previous = (*_previous_uncontrolled(), max(HOLD_MAX_AGE_S, 3 * (site.control_period_s or 0)))
+    allocation = _allocate(site_limits(site, snapshot.setpoint), grid_current_a, inputs + let_go, now, previous)
     for problem in allocation.problems:
         logger.warning("balancing_input_problem %s", problem)
     if allocation.failsafe and inputs:
@@ -242,8 +319,9 @@ async def run_cycle(now: datetime) -> CycleResult:
         allocation = _allocate(
             site_limits(site, snapshot.setpoint),
             grid_current_a,
-            [_with_controllable(i) if i.charge_box_id in retry else i for i in inputs],
+            [_with_controllable(i) if i.charge_box_id in retry else i for i in inputs] + let_go,
             now,
+            previous,
         )
     to_send = plan_sends(
         allocation,
@@ -255,11 +333,13 @@ async def run_cycle(now: datetime) -> CycleResult:
     )
     await database_sync_to_async(_store_decisions)(allocation, [c.balancing for c in snapshot.chargers], now)
     charging_power_w = sum(sum(i.measured_current_a) for i in inputs) * site.nominal_voltage_v
-    _publish_site_status(site, allocation, grid_current_a, charging_power_w, now)
+    _publish_site_status(site, allocation, grid_current_a, charging_power_w, now, len(inputs))
 
     by_id = {charger.charge_box_id: charger for charger in present}
     tasks = []
     for decision in to_send:
+        if decision.charge_box_id not in by_id:
+            continue  # a charger LinkRay let go of: nothing is sent
         if decision.charge_box_id in _in_flight and not _in_flight[decision.charge_box_id].done():
             continue  # one outstanding CALL per charger; the next cycle asks again
         charger = by_id[decision.charge_box_id]
@@ -275,7 +355,26 @@ async def run_cycle(now: datetime) -> CycleResult:
     return result
 
 
-def _allocate(site: SiteLimits, grid_current_a, inputs: list[ChargerInput], now: datetime) -> Allocation:
+def _previous_uncontrolled() -> tuple[Any, float | None]:
+    """The last cycle's uncontrolled-load estimate and when it was made (the core decides
+    whether to hold it; balancing.allocation, 3a)."""
+    status = last_site_status() or {}
+    try:
+        at_s = datetime.fromisoformat(status["decided_at"]).timestamp()
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None, None
+    uncontrolled = status.get("uncontrolled_a")
+    return (tuple(uncontrolled) if isinstance(uncontrolled, list | tuple) else None), at_s
+
+
+def _allocate(
+    site: SiteLimits,
+    grid_current_a,
+    inputs: list[ChargerInput],
+    now: datetime,
+    previous: tuple[Any, float | None, float] = (None, None, HOLD_MAX_AGE_S),
+) -> Allocation:
+    """`previous`: the last cycle's uncontrolled-load estimate, when it was made, how long it may be held."""
     return allocate(
         site,
         grid_current_a,
@@ -284,6 +383,9 @@ def _allocate(site: SiteLimits, grid_current_a, inputs: list[ChargerInput], now:
         rotation_period_s=settings.LINKRAY_BALANCING_ROTATION_PERIOD_S,
         lend_after_s=settings.LINKRAY_BALANCING_LEND_AFTER_S,
         resume_after_s=settings.LINKRAY_BALANCING_RESUME_AFTER_S,
+        previous_uncontrolled_a=previous[0],
+        previous_at_s=previous[1],
+        hold_max_age_s=previous[2],
     )
 
 
@@ -340,17 +442,17 @@ async def _send_limit(charger: ChargerSnapshot, decision: ChargerAllocation, key
         logger.info("balancing_charger_gone charge_box_id=%s", charge_box_id)
         return charge_box_id, False
     except commands.CallTimedOut:
-        await _refused(charger, "did not answer SetChargingProfile", key)
+        await _refused(charger, "did not answer SetChargingProfile", key, now)
         return charge_box_id, False
     except commands.CallErrorReceived as error:
-        await _refused(charger, f"answered SetChargingProfile with CALLERROR {error.error_code}", key)
+        await _refused(charger, f"answered SetChargingProfile with CALLERROR {error.error_code}", key, now)
         return charge_box_id, False
     except Exception:
         logger.exception("balancing_send_failed charge_box_id=%s", charge_box_id)
         return charge_box_id, False
     status = answer.get("status") if isinstance(answer, dict) else None
     if status != "Accepted":
-        await _refused(charger, f"answered SetChargingProfile {status or 'without a status'}", key)
+        await _refused(charger, f"answered SetChargingProfile {status or 'without a status'}", key, now)
         return charge_box_id, False
     logger.info(
         "balancing_limit_sent charge_box_id=%s limit=%s unit=%s reason=%s",
@@ -434,7 +536,8 @@ def _record_sent(balancing: ChargerBalancing, decision: ChargerAllocation, unit:
     ChargerBalancing.objects.filter(pk=balancing.pk).update(**fields)
 
 
-async def _refused(charger: ChargerSnapshot, why: str, key: str) -> None:
+async def _refused(charger: ChargerSnapshot, why: str, key: str, now: datetime) -> None:
+    record_let_go([charger.charge_box_id], now, after_cycle=True)
     logger.warning("balancing_charger_not_controllable charge_box_id=%s reason=%s", charger.charge_box_id, why.replace(" ", "_"))
     await database_sync_to_async(
         ChargerBalancing.objects.filter(pk=charger.balancing.pk).update
@@ -445,7 +548,12 @@ async def _refused(charger: ChargerSnapshot, why: str, key: str) -> None:
 
 
 def _publish_site_status(
-    site: SiteSettings, allocation: Allocation | None, grid_current_a, charging_power_w: float, now: datetime
+    site: SiteSettings,
+    allocation: Allocation | None,
+    grid_current_a,
+    charging_power_w: float,
+    now: datetime,
+    controlled_chargers: int = 0,
 ) -> None:
     status = {
         "decided_at": now.isoformat(),
@@ -456,7 +564,9 @@ def _publish_site_status(
         "limit_reason": allocation.limit_reason if allocation else "site limit not set",
         "capacity_left_a": allocation.capacity_left_a if allocation else None,
         "charging_power_w": charging_power_w,
-        "controlled_chargers": len(allocation.chargers) if allocation else 0,
+        "controlled_chargers": controlled_chargers if allocation else 0,
+        # Held by the next cycle while a charger's MeterValues lag (balancing.allocation, 3a).
+        "uncontrolled_a": list(allocation.uncontrolled_a) if allocation and allocation.uncontrolled_a else None,
     }
     cache.set(SITE_STATUS_CACHE_KEY, status, timeout=60)
 

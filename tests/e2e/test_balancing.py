@@ -31,6 +31,7 @@ CONTROL_PERIOD_S = 1.0
 METER_POLL_S = 0.5
 REACTION_DELAY_S = 0.3
 METER_VALUE_INTERVAL_S = 0.3
+SLOW_METER_VALUE_INTERVAL_S = 10.0
 SLACK_S = 3.0
 # Far more than a test charges: the car never tapers, it takes whatever it is offered.
 ENERGY_WANTED_WH = 1_000_000.0
@@ -94,6 +95,15 @@ def simulated_charger(charge_box_id: str, kind: str = "ac3", **kwargs) -> Simula
 def linkray_limit(charger: SimulatedCharger) -> float | None:
     profile = charger.profiles.find(BALANCING_PROFILE_ID)
     return None if profile is None else profile.periods[0].limit
+
+
+def profile_limit(payload: dict) -> float:
+    return payload["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+
+
+def meter_values_sent(charger: SimulatedCharger) -> int:
+    """MeterValues the charger sent (to LinkRay; the CSMS may be away)."""
+    return sum(1 for direction, raw in charger.log if direction == "out" and '"MeterValues"' in raw[:80])
 
 
 def linkray_unit(charger: SimulatedCharger) -> str | None:
@@ -166,6 +176,40 @@ async def test_the_site_stays_under_its_fuse_shares_fairly_and_ignores_a_csms_ou
         assert status["limit_in_force_a"] == 32 and status["failsafe"] is False and status["meter_health"] == "ok"
         detail = await asyncio.to_thread(api, linkray, "GET", "/chargers/CP-A")
         assert detail["balancing"]["allocation"]["reason"] in ("fair share", "capped by its maximum")
+
+        # MeterValues every 10 s; the building's load steps down: both cars are raised, and the grid
+        # shows their new draw long before their MeterValues do. No cut after the raise (no
+        # up/down/up), and still under the fuse, until each car has reported twice since.
+        # Embedded only for now: on scale-out the 18 A step above is often cut twice (the worker's
+        # grid reading predates the cars obeying the first cut), which pauses one car in rotation
+        # and leaves no steady state to start from (reported to the lead; a separate fix).
+        if stack.kind == "embedded":
+            await slow_meter_values_raise_is_not_cut_back(site, a, b)
+
+
+async def slow_meter_values_raise_is_not_cut_back(site: Site, a: SimulatedCharger, b: SimulatedCharger) -> None:
+    """Both cars at equal shares; then MeterValues every 10 s and a building-load step down."""
+    await wait_for(
+        lambda: min(a.draw_a, b.draw_a) >= 6.0 and linkray_limit(a) == linkray_limit(b)
+        and max(site.grid_current_a().values()) <= 32.0,
+        timeout=30, what="both cars charging at equal shares (none paused in rotation)",
+    )
+    for charger in (a, b):
+        charger.meter_value_interval_s = SLOW_METER_VALUE_INTERVAL_S
+    limits_before = len(a.calls_received("SetChargingProfile"))
+    site.set_base_load_a((10.0, 10.0, 10.0))
+    await wait_for(
+        lambda: min(site.charging_current_a().values()) >= 0.9 * (32 - 10) and max(site.grid_current_a().values()) <= 32.0,
+        timeout=30, what="both cars raised to shares of the larger free capacity",
+    )
+    meter_values_before = meter_values_sent(a)
+    await wait_for(
+        lambda: meter_values_sent(a) >= meter_values_before + 2 or max(site.grid_current_a().values()) > 32.0,
+        timeout=3 * SLOW_METER_VALUE_INTERVAL_S + SLACK_S, what="two MeterValues from CP-A after the raise",
+    )
+    assert max(site.grid_current_a().values()) <= 32.0
+    sent = [profile_limit(payload) for payload in a.calls_received("SetChargingProfile")[limits_before:]]
+    assert sent and sent == sorted(sent), f"CP-A's limits after the raise went down: {sent}"
 
 
 async def test_a_mixed_fleet_keeps_l1_under_the_fuse_obeys_the_csms_and_falls_back_when_the_meter_is_lost(stack):

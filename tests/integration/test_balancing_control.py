@@ -343,6 +343,79 @@ async def test_no_site_limit_means_no_balancing(chargers):
     assert result.skipped_reason == "site limit not set" and chargers.calls == []
 
 
+async def report_draw(charger, current_a, at):
+    """The charger's MeterValues: its draw per phase, sampled at `at`."""
+    charger = await Charger.objects.aget(pk=charger.pk)
+    state = ChargerState.from_dict(charger.state)
+    state.connector(1).meter.current_a = Phases(*current_a)
+    state.connector(1).meter.measured_at = at
+    await Charger.objects.filter(pk=charger.pk).aupdate(state=state.to_dict())
+
+
+async def test_a_raise_is_not_cut_back_before_the_car_s_next_meter_values(chargers):
+    await site_async(grid_limit_a=32)
+    charger = await charger_async("CP-A", max_current_a=32)
+    grid_async(20, 20, 20)  # the building takes 20 A
+    await cycle()
+    assert chargers.limits() == [("CP-A", 12)]
+    await report_draw(charger, (12.0, 12.0, 12.0), NOW + timedelta(seconds=6))
+    grid_async(22, 22, 22, at=NOW + timedelta(seconds=20))  # the building drops to 10 A (+ the car's 12 A)
+    chargers.calls.clear()
+    await cycle(NOW + timedelta(seconds=20))
+    assert chargers.limits() == [("CP-A", 22)]
+    # The car follows: the grid shows 10 + 22 A while its last MeterValues still say 12 A.
+    grid_async(32, 32, 32, at=NOW + timedelta(seconds=23))
+    chargers.calls.clear()
+    for seconds in (23, 24, 25):
+        await cycle(NOW + timedelta(seconds=seconds))
+    assert chargers.limits() == []
+    row = await ChargerBalancing.objects.aget(charger=charger)
+    assert (row.limit_a, row.sent_limit) == (22, 22)
+
+
+async def test_a_building_rise_while_the_car_s_meter_values_lag_is_still_cut_at_once(chargers):
+    await site_async(grid_limit_a=32)
+    charger = await charger_async("CP-A", max_current_a=32)
+    grid_async(20, 20, 20)
+    await cycle()
+    await report_draw(charger, (12.0, 12.0, 12.0), NOW + timedelta(seconds=6))
+    grid_async(22, 22, 22, at=NOW + timedelta(seconds=20))
+    await cycle(NOW + timedelta(seconds=20))
+    grid_async(32, 32, 32, at=NOW + timedelta(seconds=23))
+    await cycle(NOW + timedelta(seconds=23))
+    grid_async(40, 40, 40, at=NOW + timedelta(seconds=24))  # the building takes 8 A more
+    chargers.calls.clear()
+    await cycle(NOW + timedelta(seconds=24))
+    [(_, limit)] = chargers.limits()
+    assert limit <= 14
+
+
+async def test_a_charger_switched_off_balancing_counts_at_its_maximum_while_it_may_jump_to_it(chargers):
+    await site_async(grid_limit_a=32)
+    kept = await charger_async("CP-A", max_current_a=32)
+    freed = await charger_async("CP-B", max_current_a=20)
+    grid_async(0, 0, 0)
+    await cycle()
+    assert sorted(chargers.limits()) == [("CP-A", 16), ("CP-B", 16)]
+    for charger in (kept, freed):
+        await report_draw(charger, (16.0, 16.0, 16.0), NOW + timedelta(seconds=5))
+    await Charger.objects.filter(pk=freed.pk).aupdate(balancing_enabled=False)
+    grid_async(32, 32, 32, at=NOW + timedelta(seconds=10))
+    chargers.calls.clear()
+    await cycle(NOW + timedelta(seconds=10))
+    for task in list(control._in_flight.values()):
+        await task
+    # CP-B may now draw its 20 A maximum: CP-A is cut to what that leaves, in the same cycle.
+    assert ("CP-A", 12) in chargers.limits()
+    assert ("CP-B", "ClearChargingProfile", {"id": profiles.BALANCING_PROFILE_ID}) in chargers.calls
+    # CP-B jumps to 20 A; its MeterValues still say 16 A: it is not counted twice.
+    grid_async(32, 32, 32, at=NOW + timedelta(seconds=14))
+    chargers.calls.clear()
+    await cycle(NOW + timedelta(seconds=14))
+    assert chargers.limits() == []
+    assert (await ChargerBalancing.objects.aget(charger=kept)).limit_a == 12
+
+
 # --- helpers in async form -----------------------------------------------------------------
 
 from channels.db import database_sync_to_async  # noqa: E402
