@@ -36,6 +36,7 @@ from gateway.frames import (
     parse_frame,
 )
 from gateway.state import ChargerState
+from linkray_site.metrics import RELAY_ROUND_TRIP
 
 logger = logging.getLogger(__name__)
 
@@ -355,6 +356,8 @@ class ChargerSession:
             await self.offline.on_csms_answer(raw, unique_id)
             return
         pending = self._pending.pop(unique_id, None)
+        if pending is not None:
+            RELAY_ROUND_TRIP.observe(self._loop.time() - pending.sent_at)
         self.journal.record(
             CSMS_TO_CHARGER, self.charge_box_id, message_type, unique_id, pending.action if pending else None, raw
         )

@@ -21,6 +21,7 @@ from linkray_site.env import (
     env_int,
     env_list,
     env_log_level,
+    env_networks,
     env_str,
     env_ws_url,
 )
@@ -239,11 +240,16 @@ LINKRAY_EVENT_LOOP = env_choice(ENV, "LINKRAY_EVENT_LOOP", "uvloop", ("uvloop", 
 
 # --- Logging ---------------------------------------------------------------------------
 LINKRAY_LOG_LEVEL = env_log_level(ENV, "LINKRAY_LOG_LEVEL", "info")
+# "json": one JSON object per line, the key=value fields lifted into JSON fields.
+LINKRAY_LOG_FORMAT = env_choice(ENV, "LINKRAY_LOG_FORMAT", "plain", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "linkray_site.logformat.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LINKRAY_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LINKRAY_LOG_LEVEL},
     "loggers": {
         "daphne": {"level": "WARNING"},
@@ -265,3 +271,6 @@ LINKRAY_EMBEDDED_TASKS = [
 # The first run creates an "admin" user; its password is this, or generated and written to
 # <data dir>/initial_admin_password.
 LINKRAY_ADMIN_PASSWORD = env_str(ENV, "LINKRAY_ADMIN_PASSWORD")
+
+# /metrics without a token for these client addresses (Prometheus on the box or the LAN).
+LINKRAY_METRICS_ALLOWED_ADDRESSES = env_networks(ENV, "LINKRAY_METRICS_ALLOWED_ADDRESSES")

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PURE_MODULES = [
     "linkray_site/env.py",
     "linkray_site/electrical.py",
+    "linkray_site/logformat.py",
     "gateway/frames.py",
     "gateway/messages.py",
     "gateway/state.py",
