@@ -50,17 +50,10 @@ async def charger_list(request):
     return {"chargers": await database_sync_to_async(selectors.charger_summaries)()}
 
 
-@router.get("/chargers/{charge_box_id}", response={200: dict[str, Any], 404: ErrorOut}, summary="One charger's live model")
-async def charger_detail(request, charge_box_id: str):
-    require_view(request)
-    detail = await database_sync_to_async(selectors.charger_detail)(charge_box_id)
-    if detail is None:
-        raise HttpError(404, f"unknown charger {charge_box_id}")
-    return detail
-
-
+# `path:` so an id with an escaped slash (`/api/chargers/a%2Fb`, charger `a/b`) is found: the
+# server decodes %2F before routing. The calls route comes first, or `x/calls` would be an id.
 @router.post(
-    "/chargers/{charge_box_id}/calls",
+    "/chargers/{path:charge_box_id}/calls",
     response={200: CallOut, 400: FieldErrorsOut, 404: ErrorOut, 502: CallErrorOut, 504: ErrorOut},
     summary="Send an OCPP CALL to the charger",
 )
@@ -79,3 +72,12 @@ async def charger_call(request, charge_box_id: str, body: CallIn):
         return 502, {"error": "charger answered with CALLERROR", "errorCode": error.error_code, "errorDescription": error.description}
     await arecord(principal, f"charger.call.{body.action}", charge_box_id, after=body.payload, outcome="answered")
     return {"payload": result}
+
+
+@router.get("/chargers/{path:charge_box_id}", response={200: dict[str, Any], 404: ErrorOut}, summary="One charger's live model")
+async def charger_detail(request, charge_box_id: str):
+    require_view(request)
+    detail = await database_sync_to_async(selectors.charger_detail)(charge_box_id)
+    if detail is None:
+        raise HttpError(404, f"unknown charger {charge_box_id}")
+    return detail

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from http import HTTPStatus
 from urllib.parse import unquote
 
 from channels.consumer import AsyncConsumer
@@ -36,14 +37,22 @@ logger = logging.getLogger(__name__)
 _GROUP_REFRESH_S = 3600
 
 
-def charge_box_id_from_scope(scope) -> tuple[str, str]:
-    """(charge_box_id, the path segment as the charger escaped it)."""
+def charge_box_id_from_scope(scope) -> tuple[str, str] | None:
+    """(charge_box_id, the path segment as the charger escaped it), or None when the path is
+    not `/ocpp/<chargeBoxId>` (optionally with one trailing slash). The raw path decides, so
+    `/ocpp/a%2Fb` is charger `a/b` while `/ocpp/a/b` is no charger at all."""
     raw_path = scope.get("raw_path")
     if raw_path:
         path = raw_path.decode("latin-1").split("?", 1)[0]
     else:
         path = scope["path"]
-    segment = path.rstrip("/").rsplit("/", 1)[-1]
+    prefix, _, segment = path.partition("/ocpp/")
+    if prefix or not path.startswith("/ocpp/"):
+        return None
+    if segment.endswith("/"):
+        segment = segment[:-1]
+    if not segment or "/" in segment:
+        return None
     return unquote(segment), segment
 
 
@@ -54,6 +63,7 @@ class ChargerConsumer(AsyncConsumer):
         self.session: ChargerSession | None = None
         self._layer_task: asyncio.Task | None = None
         self._connecting: asyncio.Future | None = None
+        self._refusal_status = 403
         message = await receive()
         if message["type"] != "websocket.connect":
             return
@@ -62,8 +72,9 @@ class ChargerConsumer(AsyncConsumer):
         except Exception:
             logger.exception("charger_admission_failed path=%s", scope.get("path"))
             admitted = False
+            self._refusal_status = 500
         if not admitted:
-            await send({"type": "websocket.close", "code": 1008})
+            await self._refuse(self._refusal_status)
             return
         session = self.session
         try:
@@ -94,9 +105,25 @@ class ChargerConsumer(AsyncConsumer):
 
     # --- connect ---------------------------------------------------------------------------
 
+    async def _refuse(self, status: int) -> None:
+        """Refuse the handshake with an HTTP status where the server supports the ASGI
+        websocket denial response (daphne as `serve` runs it), else with daphne's 403."""
+        if "websocket.http.response" in self.scope.get("extensions", {}):
+            phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Refused"
+            await self.base_send({"type": "websocket.http.response.start", "status": status, "headers": []})
+            await self.base_send({"type": "websocket.http.response.body", "body": phrase.encode()})
+        else:
+            await self.base_send({"type": "websocket.close", "code": 1008})
+
     async def _admit(self) -> bool:
-        charge_box_id, raw_segment = charge_box_id_from_scope(self.scope)
         peer = self.scope.get("client")
+        identity = charge_box_id_from_scope(self.scope)
+        if identity is None:
+            self._refusal_status = 404
+            path = (self.scope.get("raw_path") or b"").decode("latin-1") or self.scope.get("path", "")
+            logger.warning("charger_refused reason=wrong_path path=%.200s peer=%s", path, peer)
+            return False
+        charge_box_id, raw_segment = identity
         if not charge_box_id:
             logger.warning("charger_refused reason=empty_charge_box_id peer=%s", peer)
             return False
@@ -119,6 +146,7 @@ class ChargerConsumer(AsyncConsumer):
         session = await self._build_session(charge_box_id, raw_segment, authorization, decision)
         leg = await self._open_csms_leg(session)
         if leg == "refused":
+            # The charger sees what the CSMS answered (401 wrong password, 404 unknown id).
             await database_sync_to_async(services.record_charger_gone)(charge_box_id, session.state, now)
             return False
         self.session = session
@@ -142,6 +170,9 @@ class ChargerConsumer(AsyncConsumer):
     async def _build_session(self, charge_box_id, raw_segment, authorization, decision) -> ChargerSession:
         state = decision.state
         state.charger_connected = True
+        # A new connection starts its CSMS leg afresh: an old "down" (or a charger's first
+        # connection, whose model starts "down") must not hide when this outage began.
+        state.csms_state, state.csms_down_since = "connecting", None
         session = ChargerSession(
             charge_box_id,
             _ChargerLeg(self.base_send),
@@ -159,6 +190,7 @@ class ChargerConsumer(AsyncConsumer):
                     on_up=lambda: self._csms_up(session),
                     on_down=lambda reason: self._csms_down(session, reason),
                     charge_box_id=charge_box_id,
+                    on_refused=lambda status: self._csms_refused(session, status),
                 )
             )
         await attach_offline(session)
@@ -183,6 +215,7 @@ class ChargerConsumer(AsyncConsumer):
             logger.warning(
                 "charger_refused charge_box_id=%s reason=csms_refused status=%s", session.charge_box_id, error.status
             )
+            self._refusal_status = error.status if 400 <= error.status <= 599 else 403
             await upstream.close()
             return "refused"
         except Exception as error:
@@ -230,12 +263,33 @@ class ChargerConsumer(AsyncConsumer):
 
     def _set_csms_state(self, session: ChargerSession, csms_state: str) -> None:
         state = session.state
-        if csms_state == "down" and state.csms_state != "down":
-            state.csms_down_since = session.now()
-        elif csms_state != "down":
+        if csms_state == "down":
+            if state.csms_state != "down" or state.csms_down_since is None:
+                state.csms_down_since = session.now()
+        else:
             state.csms_down_since = None
+        if csms_state == "connected":
+            state.csms_refused = ""
         state.csms_state = csms_state
         runtime.state_changed(session)
+
+    async def _csms_refused(self, session: ChargerSession, status: int) -> None:
+        """The CSMS answered a reconnection with an HTTP error (a charger with a wrong
+        password that connected during an outage): the admission rule applies late. The
+        charger is closed; its queue stays, shown to the operator with the reason."""
+        state = session.state
+        state.csms_refused = f"HTTP {status}"
+        backlog = session.offline.backlog if session.offline is not None else 0
+        logger.warning(
+            "charger_refused charge_box_id=%s reason=csms_refused status=%s when=reconnect queued=%d",
+            session.charge_box_id,
+            status,
+            backlog,
+        )
+        self._set_csms_state(session, "down")
+        await session.close()
+        # Accepted sockets cannot carry an HTTP status; 4003 reads as "forbidden".
+        await session.close_charger_leg(4003)
 
     async def _csms_up(self, session: ChargerSession) -> None:
         self._set_csms_state(session, "connected")

@@ -469,8 +469,9 @@ class ChargerSession:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def close(self) -> None:
-        """The charger is gone: fail LinkRay's waiting CALLs and close the CSMS leg."""
+    async def close(self, code: int = 1000) -> None:
+        """The charger is gone (or LinkRay stops, code 1001): fail LinkRay's waiting CALLs and
+        close the CSMS leg with `code`."""
         if self.closed:
             return
         self.closed = True
@@ -485,7 +486,7 @@ class ChargerSession:
         if self.offline is not None:
             await self.offline.on_session_closed()
         if self.upstream is not None:
-            await self.upstream.close()
+            await self.upstream.close(code)
 
     async def close_charger_leg(self, code: int = 1000) -> None:
         await self._charger.close(code)

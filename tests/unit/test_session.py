@@ -82,8 +82,9 @@ class FakeUpstream:
         self.sent.append(raw)
         return True
 
-    async def close(self) -> None:
+    async def close(self, code: int = 1000) -> None:
         self.closed = True
+        self.closed_with = code
         self.connected = False
 
     def update_authorization(self, *candidates: str) -> None:
@@ -648,3 +649,15 @@ def test_a_non_ascii_charge_box_id_is_encoded_as_utf8():
 @given(st.text(max_size=20), st.binary(min_size=16, max_size=20))
 def test_any_hex_key_round_trips_through_the_header(charge_box_id, key):
     assert decoded(basic_auth_header(charge_box_id, key.hex())) == charge_box_id.encode() + b":" + key
+
+
+async def test_closing_for_a_shutdown_closes_the_csms_leg_with_going_away():
+    rig = Rig()
+    await rig.session.close(1001)
+    assert rig.upstream.closed_with == 1001
+
+
+async def test_closing_because_the_charger_left_closes_the_csms_leg_normally():
+    rig = Rig()
+    await rig.session.close()
+    assert rig.upstream.closed_with == 1000

@@ -38,8 +38,8 @@ class Command(BaseCommand):
         _tune_runtime()
         # daphne installs Twisted's asyncio reactor when imported; nothing before this line may
         # import twisted.internet.reactor.
-        from daphne.server import Server
-        from twisted.internet import reactor
+        from gateway.daphne_server import LinkRayServer as Server  # imports daphne.server first
+        from twisted.internet import reactor  # noqa: I001
 
         from channels.routing import get_default_application
 
@@ -60,7 +60,7 @@ class Command(BaseCommand):
             ready_callable=lambda: _on_ready(server, host),
             verbosity=0,
         )
-        reactor.addSystemEventTrigger("before", "shutdown", _before_shutdown)
+        # SIGTERM: LinkRayServer closes every leg with 1001 and flushes before daphne stops.
         server.run()
 
 
@@ -136,14 +136,6 @@ def _accept_deflate(offers):
         if isinstance(offer, PerMessageDeflateOffer):
             return PerMessageDeflateOfferAccept(offer)
     return None
-
-
-def _before_shutdown():
-    from twisted.internet.defer import Deferred
-
-    from gateway.runtime import runtime
-
-    return Deferred.fromFuture(asyncio.ensure_future(runtime.shutdown()))
 
 
 def ensure_initial_admin(stdout) -> None:

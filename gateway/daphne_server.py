@@ -1,0 +1,75 @@
+"""daphne as `manage.py serve` runs it, with two things LinkRay needs that daphne lacks:
+
+- HTTP status on a refused websocket handshake: the ASGI "websocket.http.response" extension
+  (denial response), so a wrong path gets 404 and a charger the CSMS refuses gets the CSMS's
+  401 instead of daphne's fixed 403.
+- A graceful stop: on SIGTERM every charger and CSMS leg is closed with 1001 ("going away")
+  and a summary is logged before daphne cancels the consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from http import HTTPStatus
+
+from daphne.server import Server  # first: installs Twisted's asyncio reactor
+from daphne.ws_protocol import WebSocketProtocol
+from autobahn.websocket.types import ConnectionDeny  # noqa: I001
+from twisted.internet import defer
+
+logger = logging.getLogger(__name__)
+
+DENIAL_EXTENSION = "websocket.http.response"
+
+
+class DenyingWebSocketProtocol(WebSocketProtocol):
+    _denial_status: int | None = None
+
+    def handle_reply(self, message):
+        kind = message.get("type")
+        if kind == "websocket.http.response.start" and self.state == self.STATE_CONNECTING:
+            self._denial_status = int(message.get("status", 403))
+            return
+        if kind == "websocket.http.response.body" and self._denial_status is not None:
+            if message.get("more_body") or not hasattr(self, "handshake_deferred"):
+                return
+            status = self._denial_status
+            try:
+                phrase = HTTPStatus(status).phrase
+            except ValueError:
+                phrase = "Refused"
+            self.handshake_deferred.errback(ConnectionDeny(code=status, reason=phrase))
+            del self.handshake_deferred
+            self.server.protocol_disconnected(self)
+            return
+        super().handle_reply(message)
+
+
+class LinkRayServer(Server):
+    """daphne's Server with the denial extension and a graceful stop (see module doc)."""
+
+    shutdown_close_code = 1001
+
+    @property
+    def ws_factory(self):
+        return self._ws_factory
+
+    @ws_factory.setter
+    def ws_factory(self, factory):
+        # daphne builds its factory inside run(); every protocol it makes is ours.
+        factory.protocol = DenyingWebSocketProtocol
+        self._ws_factory = factory
+
+    def create_application(self, protocol, scope):
+        if scope.get("type") == "websocket":
+            scope.setdefault("extensions", {})[DENIAL_EXTENSION] = {}
+        return super().create_application(protocol, scope)
+
+    def kill_all_applications(self):
+        from gateway.runtime import runtime
+
+        graceful = defer.Deferred.fromFuture(asyncio.ensure_future(runtime.shutdown(code=self.shutdown_close_code)))
+        graceful.addErrback(lambda failure: logger.error("shutdown_failed error=%s", failure.getErrorMessage()))
+        graceful.addBoth(lambda _: super(LinkRayServer, self).kill_all_applications())
+        return graceful
