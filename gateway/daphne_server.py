@@ -45,6 +45,14 @@ class DenyingWebSocketProtocol(WebSocketProtocol):
             return
         super().handle_reply(message)
 
+    def serverClose(self, code=None):
+        # autobahn lets an application send only 1000 or 3000-4999; 1001 "going away" is what
+        # a server that shuts down sends, so it goes out as the protocol's own close frame.
+        if code == 1001:
+            self.sendCloseFrame(code=1001, isReply=False)
+        else:
+            super().serverClose(code)
+
 
 class LinkRayServer(Server):
     """daphne's Server with the denial extension and a graceful stop (see module doc)."""
