@@ -104,7 +104,9 @@ async def _check_database() -> str:
 
 async def _check_channel_layer() -> str:
     layer = get_channel_layer()
-    channel = await layer.new_channel("readyz.")
+    # The default prefix: channels-redis reads one process-specific list for all such channels,
+    # whoever is receiving; a channel of another prefix would wait behind the chargers' reads.
+    channel = await layer.new_channel()
     await layer.send(channel, {"type": "readyz.ping"})
     message = await layer.receive(channel)
     return "ok" if message.get("type") == "readyz.ping" else "failing"

@@ -221,7 +221,7 @@ async def test_health_readiness_metrics_and_json_logs_on_a_running_server(stack)
         await charger.call(call.Heartbeat())
         assert http_get(linkray.http_url + "/healthz") == (200, '{"status": "ok"}')
         status, body = http_get(linkray.http_url + "/readyz")
-        assert status == 200
+        assert status == 200, body
         assert json.loads(body)["checks"] == {"database": "ok", "channel_layer": "ok", "meter": "not_configured", "csms": "ok"}
         assert http_get(linkray.http_url + "/metrics")[0] == 401
         token = (linkray.data_dir / "api_token").read_text().strip()
