@@ -148,7 +148,10 @@ async def _check_csms() -> str:
 def _metrics_allowed(request) -> tuple[bool, int]:
     """(allowed, status if not): address allow-list first, then a bearer token."""
     address = client_address(request)
-    if address and settings.LINKRAY_METRICS_ALLOWED_ADDRESSES:
+    # A request relayed by the reverse proxy comes from the proxy's address: only a direct
+    # scrape may be let in by address.
+    proxied = "x-forwarded-for" in request.headers
+    if address and settings.LINKRAY_METRICS_ALLOWED_ADDRESSES and not proxied:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:

@@ -100,3 +100,9 @@ def test_metrics_are_open_to_an_allowed_address(monkeypatch):
     monkeypatch.setattr(settings, "LINKRAY_METRICS_ALLOWED_ADDRESSES", [ipaddress.ip_network("127.0.0.0/8")])
     assert Client(REMOTE_ADDR="127.0.0.1").get("/metrics").status_code == 200
     assert Client(REMOTE_ADDR="10.1.2.3").get("/metrics").status_code == 401
+
+
+def test_an_allowed_address_does_not_let_in_a_request_relayed_by_the_proxy(monkeypatch):
+    monkeypatch.setattr(settings, "LINKRAY_METRICS_ALLOWED_ADDRESSES", [ipaddress.ip_network("127.0.0.1/32")])
+    response = Client(REMOTE_ADDR="127.0.0.1").get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert response.status_code == 401
