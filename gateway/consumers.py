@@ -411,10 +411,16 @@ class _ChargerLeg:
     async def send_frame(self, raw: str | bytes) -> None:
         if self.closed:
             return
-        if isinstance(raw, str):
-            await self._send({"type": "websocket.send", "text": raw})
-        else:
-            await self._send({"type": "websocket.send", "bytes": raw})
+        try:
+            if isinstance(raw, str):
+                await self._send({"type": "websocket.send", "text": raw})
+            else:
+                await self._send({"type": "websocket.send", "bytes": raw})
+        except Exception as error:
+            # The socket closed under us (its disconnect is on its way): the frame is lost with
+            # it, as on any dropped connection; never an error for whoever relayed it.
+            self.closed = True
+            logger.info("charger_send_failed error=%s", type(error).__name__)
 
     async def close(self, code: int = 1000) -> None:
         if not self.closed:

@@ -43,6 +43,11 @@ class DenyingWebSocketProtocol(WebSocketProtocol):
             del self.handshake_deferred
             self.server.protocol_disconnected(self)
             return
+        if kind == "websocket.send" and self.state in (self.STATE_CLOSING, self.STATE_CLOSED):
+            # The charger is going or gone (its disconnect is on its way to the consumer): a
+            # frame for it is dropped, not raised into whoever relayed it (the CSMS reader).
+            logger.debug("charger_send_after_close_dropped path=%s", getattr(self, "path", b"").decode("latin-1"))
+            return
         super().handle_reply(message)
 
     def serverClose(self, code=None):

@@ -175,13 +175,15 @@ class OfflineRelay:
         return offline.authorization_status(policy, status, expiry, now)
 
     async def _answer_error(self, unique_id: str, action: str | None, code: str, description: str) -> None:
-        logger.warning(
-            "offline_call_refused charge_box_id=%s action=%s code=%s reason=%s",
-            self.session.charge_box_id,
-            action,
-            code,
-            description,
-        )
+        if self.session.should_log_repeat("offline_call_refused"):
+            logger.warning(
+                "offline_call_refused charge_box_id=%s action=%s code=%s reason=%s count=%d",
+                self.session.charge_box_id,
+                action,
+                code,
+                description,
+                self.session.repeats("offline_call_refused"),
+            )
         error = build_call_error(unique_id, code, description)
         await self.session.send_to_charger(LINKRAY_TO_CHARGER, CALLERROR, unique_id, action, error.raw)
 

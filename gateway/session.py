@@ -60,6 +60,10 @@ _OBSERVED_CSMS_EXCHANGES = frozenset({"SetChargingProfile", "ClearChargingProfil
 _HEAD = re.compile(r'\s*\[\s*([234])\s*,\s*"([^"\\]{0,36})"\s*(?:,\s*"([A-Za-z0-9_.-]{1,64})"\s*,)?')
 
 
+# Warnings about one charger's bad frames logged in full before only every 100th is.
+_LOGGED_REPEATS = 5
+
+
 class ChargerLeg(Protocol):
     async def send_frame(self, raw: str | bytes) -> None: ...
 
@@ -202,6 +206,8 @@ class ChargerSession:
         self.closed = False
         # A session without a charger (orphan replay): nothing can be sent to the charger.
         self.headless = False
+        # Warnings about this charger's frames, counted (see _count_repeat).
+        self._repeats: dict[str, int] = {}
 
     # --- wiring ----------------------------------------------------------------------------
 
@@ -276,7 +282,13 @@ class ChargerSession:
         if len(self._pending) >= self.config.pending_limit:
             oldest = next(iter(self._pending))
             del self._pending[oldest]
-            logger.warning("charger_calls_unanswered charge_box_id=%s dropped_unique_id=%s", self.charge_box_id, oldest)
+            if self.should_log_repeat("charger_calls_unanswered"):
+                logger.warning(
+                    "charger_calls_unanswered charge_box_id=%s dropped_unique_id=%s dropped=%d",
+                    self.charge_box_id,
+                    oldest,
+                    self._repeats["charger_calls_unanswered"],
+                )
         self._pending[unique_id] = pending
 
     async def _charger_answer(self, raw: str | bytes, message_type: int, unique_id: str) -> None:
@@ -313,7 +325,13 @@ class ChargerSession:
     async def _charger_unparsed(self, raw: str | bytes) -> None:
         # Not understood, still relayed: the CSMS decides what to make of it.
         self.journal.record(CHARGER_TO_CSMS, self.charge_box_id, None, None, None, raw)
-        logger.warning("frame_unparsed charge_box_id=%s direction=charger frame=%.120r", self.charge_box_id, raw)
+        if self.should_log_repeat("frame_unparsed"):
+            logger.warning(
+                "frame_unparsed charge_box_id=%s direction=charger count=%d frame=%.120r",
+                self.charge_box_id,
+                self._repeats["frame_unparsed"],
+                raw,
+            )
         await self._to_csms(raw, None)
 
     async def _refuse_oversized(self, raw: str | bytes) -> None:
@@ -546,10 +564,26 @@ class ChargerSession:
         try:
             return parse_frame(raw)
         except FrameError as error:
-            logger.warning(
-                "frame_unparsed charge_box_id=%s code=%s reason=%s", self.charge_box_id, error.code, error.reason
-            )
+            if self.should_log_repeat("frame_invalid"):
+                logger.warning(
+                    "frame_unparsed charge_box_id=%s code=%s reason=%s count=%d",
+                    self.charge_box_id,
+                    error.code,
+                    error.reason,
+                    self._repeats["frame_invalid"],
+                )
             return None
+
+    def should_log_repeat(self, event: str) -> bool:
+        """Count one more `event` of this charger; True when it should be logged: the first
+        few, then every 100th (each logged line carries the count), so a charger sending
+        garbage cannot flood the log. Every frame is still in the journal."""
+        count = self._repeats.get(event, 0) + 1
+        self._repeats[event] = count
+        return count <= _LOGGED_REPEATS or count % 100 == 0
+
+    def repeats(self, event: str) -> int:
+        return self._repeats.get(event, 0)
 
     def now(self) -> datetime:
         return self._clock()

@@ -661,3 +661,16 @@ async def test_closing_because_the_charger_left_closes_the_csms_leg_normally():
     rig = Rig()
     await rig.session.close()
     assert rig.upstream.closed_with == 1000
+
+
+async def test_a_charger_sending_garbage_cannot_flood_the_log_but_every_frame_is_journaled(caplog):
+    import logging
+
+    rig = Rig()
+    with caplog.at_level(logging.WARNING, logger="gateway.session"):
+        for _ in range(1000):
+            await rig.session.on_charger_frame("not json")
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("frame_unparsed")]
+    assert 5 <= len(lines) <= 20
+    assert any("count=1000 " in line for line in lines)
+    assert len(rig.journal.records) == 1000
