@@ -2,7 +2,7 @@
 """Hostile-input fuzzer: a few chargers send malformed and hostile frames through LinkRay while
 others work, and LinkRay must shrug it off.
 
-    .venv/bin/python bench/fuzz_frames.py                       # 10,000 frames, 3 hostile + 20 working chargers
+    .venv/bin/python bench/fuzz_frames.py                       # 10,000 frames, 5 hostile + 20 working chargers
     .venv/bin/python bench/fuzz_frames.py --frames 2000 --working 5
 
 Three processes on 127.0.0.1: this one (the working chargers, measuring), a child process
@@ -61,7 +61,7 @@ def _deep(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
-def hostile_frames(rng: random.Random):
+def hostile_frames(rng: random.Random, only: frozenset[str] | None = None):
     """Endless (kind, frame) pairs; a frame is str (text) or bytes (binary), or
     ("invalid_utf8_text", bytes) to be sent as a text frame as-is."""
     counter = itertools.count()
@@ -112,12 +112,15 @@ def hostile_frames(rng: random.Random):
         ("oversized", lambda: '[2,"%s","DataTransfer",{"vendorId":"x","data":"%s"}]' % (uid(), "z" * (MAX_FRAME_BYTES + 10))),
         ("unsolicited_answers", lambda: rng.choice(['[3,"%s",{}]' % uid(), '[4,"%s","GenericError","",{}]' % uid(), '[3,"lr-deadbeef-1",{}]'])),
     ]
+    if only:
+        kinds = [(kind, make) for kind, make in kinds if kind in only]
+    flood = 100 if not only or "flood" in only else 0
     while True:
         for kind, make in kinds:
             for _ in range(20):
                 yield kind, make()
         # A flood: 100 CALLs back to back, not waiting for any answer.
-        for _ in range(100):
+        for _ in range(flood):
             yield "flood", '[2,"%s","Heartbeat",{}]' % uid()
 
 
@@ -128,13 +131,16 @@ class HostileTally:
     closed_by_server: dict = field(default_factory=dict)  # close code -> count
     reconnects: int = 0
     connect_failures: int = 0
+    lost: int = 0  # could not be sent (the socket closed twice)
 
 
-async def send_hostile(url: str, charge_box_ids: list[str], total_frames: int, seed: int = 1) -> HostileTally:
+async def send_hostile(
+    url: str, charge_box_ids: list[str], total_frames: int, seed: int = 1, only: frozenset[str] | None = None
+) -> HostileTally:
     """Send `total_frames` hostile frames spread over the chargers; reconnect whoever LinkRay
     (or its websocket layer) closes. Answers are read and thrown away."""
     rng = random.Random(seed)
-    frames = hostile_frames(rng)
+    frames = hostile_frames(rng, only)
     tally = HostileTally()
     sockets: dict[str, object] = {}
     readers: dict[str, asyncio.Task] = {}
@@ -156,8 +162,10 @@ async def send_hostile(url: str, charge_box_ids: list[str], total_frames: int, s
             tally.reconnects += 1
         for _ in range(50):
             try:
+                # A long close timeout: LinkRay may still be reading (throttling) what was sent.
                 websocket = await websockets.connect(
-                    f"{url}/{charge_box_id}", subprotocols=["ocpp1.6"], max_size=None, open_timeout=20, compression=None
+                    f"{url}/{charge_box_id}", subprotocols=["ocpp1.6"], max_size=None, open_timeout=20,
+                    close_timeout=120, compression=None,
                 )
                 break
             except (OSError, websockets.exceptions.WebSocketException, asyncio.TimeoutError):
@@ -173,21 +181,24 @@ async def send_hostile(url: str, charge_box_ids: list[str], total_frames: int, s
         for index in range(total_frames):
             charge_box_id = charge_box_ids[index % len(charge_box_ids)]
             kind, frame = next(frames)
-            websocket = await connection(charge_box_id)
-            try:
-                if isinstance(frame, tuple):
-                    await websocket.send(frame[1], text=True)  # invalid UTF-8 as a text frame
-                else:
-                    await websocket.send(frame)
-            except websockets.ConnectionClosed:
-                pass
+            for _attempt in range(2):
+                websocket = await connection(charge_box_id)
+                try:
+                    if isinstance(frame, tuple):
+                        await websocket.send(frame[1], text=True)  # invalid UTF-8 as a text frame
+                    else:
+                        await websocket.send(frame)
+                    break
+                except websockets.ConnectionClosed:
+                    continue  # closed by an earlier frame (e.g. invalid UTF-8): reconnect, resend once
+            else:
+                tally.lost += 1
             tally.sent += 1
             tally.by_kind[kind] = tally.by_kind.get(kind, 0) + 1
             if kind != "flood" and index % 50 == 0:
                 await asyncio.sleep(0)  # let the readers drain now and then
     finally:
-        for websocket in sockets.values():
-            await websocket.close()
+        await asyncio.gather(*(websocket.close() for websocket in sockets.values()), return_exceptions=True)
         for reader in readers.values():
             reader.cancel()
     return tally
@@ -235,8 +246,8 @@ def p99(values: list[float]) -> float | None:
 # --- the benchmark ----------------------------------------------------------------------------
 
 
-def _hostile_process(url: str, charge_box_ids: list[str], total: int, seed: int, results) -> None:
-    tally = asyncio.run(send_hostile(url, charge_box_ids, total, seed))
+def _hostile_process(url: str, charge_box_ids: list[str], total: int, seed: int, only, results) -> None:
+    tally = asyncio.run(send_hostile(url, charge_box_ids, total, seed, only))
     results.put(tally.__dict__)
 
 
@@ -296,7 +307,7 @@ async def run(args) -> int:
         # Same chargers, now counted into `during`.
         during_start = len(before.round_trips_ms)
         results = spawn.Queue()
-        hostile = spawn.Process(target=_hostile_process, args=(linkray.url, hostile_ids, args.frames, args.seed, results))
+        hostile = spawn.Process(target=_hostile_process, args=(linkray.url, hostile_ids, args.frames, args.seed, args.kinds, results))
         started = time.monotonic()
         hostile.start()
         hostile_tally = await asyncio.to_thread(results.get, True, args.max_runtime)
@@ -311,8 +322,10 @@ async def run(args) -> int:
             with urllib.request.urlopen(linkray.http_url + "/healthz", timeout=10) as response:
                 health = response.status
         rss_after = await settled_rss(pid) if alive else None
-        await asyncio.sleep(1.5)  # journal flush
-        rows = journal_rows(data_dir, hostile_ids)
+        rows, previous = journal_rows(data_dir, hostile_ids), -1
+        while rows != previous:  # until the journal has caught up (flushes every second)
+            await asyncio.sleep(2.0)
+            rows, previous = journal_rows(data_dir, hostile_ids), rows
         log = linkray.log()
     finally:
         linkray.stop()
@@ -356,12 +369,14 @@ def fmt(value, digits: int = 2) -> str:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=10_000)
-    parser.add_argument("--hostile", type=int, default=3, help="hostile chargers")
+    parser.add_argument("--hostile", type=int, default=5, help="hostile chargers")
     parser.add_argument("--working", type=int, default=20, help="well-behaved chargers measured meanwhile")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--baseline", type=float, default=10.0, help="seconds measured before the fuzzing")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-runtime", type=float, default=600.0)
+    parser.add_argument("--kinds", type=lambda text: frozenset(text.split(",")), default=None,
+                        help="only these kinds, comma-separated (to find which one costs)")
     return parser.parse_args(argv)
 
 

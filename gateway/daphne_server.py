@@ -3,6 +3,9 @@
 - HTTP status on a refused websocket handshake: the ASGI "websocket.http.response" extension
   (denial response), so a wrong path gets 404 and a charger the CSMS refuses gets the CSMS's
   401 instead of daphne's fixed 403.
+- A frame budget per charger (gateway.throttle): a charger sending faster than
+  LINKRAY_CHARGER_MAX_FRAMES_PER_S / _BYTES_PER_S is not read until its budget refills (TCP
+  back-pressure), so a flood costs the others nothing and queues nothing in memory.
 - A graceful stop: on SIGTERM every charger and CSMS leg is closed with 1001 ("going away")
   and a summary is logged before daphne cancels the consumers.
 """
@@ -11,20 +14,69 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from http import HTTPStatus
 
 from daphne.server import Server  # first: installs Twisted's asyncio reactor
 from daphne.ws_protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny  # noqa: I001
-from twisted.internet import defer
+from twisted.internet import defer, reactor
+
+from gateway.throttle import FrameBudget, FrameBudgetConfig
 
 logger = logging.getLogger(__name__)
 
 DENIAL_EXTENSION = "websocket.http.response"
 
 
+_budget_config: FrameBudgetConfig | None = None
+
+
+def budget_config() -> FrameBudgetConfig:
+    global _budget_config
+    if _budget_config is None:
+        from django.conf import settings
+
+        frames, size = settings.LINKRAY_CHARGER_MAX_FRAMES_PER_S, settings.LINKRAY_CHARGER_MAX_BYTES_PER_S
+        # Bursts: three seconds of frames; four of bytes, and at least one frame of the largest
+        # size LinkRay accepts.
+        _budget_config = FrameBudgetConfig(frames, frames * 3, size, max(size * 4, settings.LINKRAY_MAX_FRAME_BYTES))
+    return _budget_config
+
+
 class DenyingWebSocketProtocol(WebSocketProtocol):
     _denial_status: int | None = None
+    _budget: FrameBudget | None = None
+    _reading_paused = False
+    _throttled = 0
+
+    def onMessage(self, payload, isBinary):
+        super().onMessage(payload, isBinary)
+        budget = self._budget
+        now = time.monotonic()
+        if budget is None:
+            budget = self._budget = FrameBudget(budget_config(), now)
+        wait_s = budget.spend(len(payload), now)
+        if wait_s > 0 and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pauseProducing()
+            reactor.callLater(wait_s, self._resume_reading)
+            self._throttled += 1
+            if self._throttled <= 3 or self._throttled % 100 == 0:
+                from gateway.consumers import charge_box_id_from_scope
+
+                identity = charge_box_id_from_scope({"raw_path": getattr(self, "path", b"")})
+                logger.warning(
+                    "charger_throttled charge_box_id=%s pause_s=%.2f times=%d",
+                    identity[0] if identity else "-",
+                    wait_s,
+                    self._throttled,
+                )
+
+    def _resume_reading(self):
+        self._reading_paused = False
+        if self.state != self.STATE_CLOSED:
+            self.transport.resumeProducing()
 
     def handle_reply(self, message):
         kind = message.get("type")

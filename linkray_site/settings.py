@@ -204,6 +204,11 @@ LINKRAY_CALL_TIMEOUT_S = env_float(ENV, "LINKRAY_CALL_TIMEOUT_S", 30.0, minimum=
 LINKRAY_MAX_FRAME_BYTES = env_int(ENV, "LINKRAY_MAX_FRAME_BYTES", 256 * 1024, minimum=1024)
 # Frames up to this size are read and refused by the gateway with a CALLERROR; beyond it the
 # websocket layer closes the connection (1009) rather than buffer it.
+# A charger sending faster than this is not read until its budget refills (0: no limit). Real
+# chargers send one CALL at a time and a few frames a second at most; bursts of three seconds'
+# worth (and one frame of LINKRAY_MAX_FRAME_BYTES) pass untouched.
+LINKRAY_CHARGER_MAX_FRAMES_PER_S = env_float(ENV, "LINKRAY_CHARGER_MAX_FRAMES_PER_S", 10.0, minimum=0)
+LINKRAY_CHARGER_MAX_BYTES_PER_S = env_int(ENV, "LINKRAY_CHARGER_MAX_BYTES_PER_S", 64 * 1024, minimum=0)
 LINKRAY_WEBSOCKET_HARD_LIMIT_BYTES = max(16 * 1024 * 1024, LINKRAY_MAX_FRAME_BYTES * 4)
 LINKRAY_JOURNAL_RETENTION_DAYS = env_float(ENV, "LINKRAY_JOURNAL_RETENTION_DAYS", 14, minimum=0)
 LINKRAY_JOURNAL_MAX_ROWS = env_int(ENV, "LINKRAY_JOURNAL_MAX_ROWS", 2_000_000, minimum=1000)

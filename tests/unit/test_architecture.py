@@ -21,6 +21,7 @@ PURE_MODULES = [
     "gateway/state.py",
     "gateway/observe.py",
     "gateway/offline.py",
+    "gateway/throttle.py",
     "balancing/allocation.py",
     "balancing/pacing.py",
     "meters/registers.py",
