@@ -186,6 +186,12 @@ async def send_hostile(
                 try:
                     if isinstance(frame, tuple):
                         await websocket.send(frame[1], text=True)  # invalid UTF-8 as a text frame
+                        # The websocket layer closes the connection on it: wait for that, so the
+                        # frames after it are not lost in a dying socket's buffers.
+                        try:
+                            await asyncio.wait_for(websocket.wait_closed(), 60)
+                        except asyncio.TimeoutError:
+                            pass
                     else:
                         await websocket.send(frame)
                     break
@@ -252,7 +258,13 @@ def _hostile_process(url: str, charge_box_ids: list[str], total: int, seed: int,
 
 
 def _csms_process(port_out) -> None:
+    import logging
+
     from tests.peers.csms import CsmsServer
+
+    # The test CSMS logs a traceback for every malformed frame relayed to it: that would cost
+    # this machine's two cores more than LinkRay's own work.
+    logging.disable(logging.CRITICAL)
 
     async def main():
         csms = await CsmsServer().start()
@@ -334,14 +346,17 @@ async def run(args) -> int:
     p99_before, p99_during = p99(baseline), p99(during.round_trips_ms)
     added_ms = (p99_during - p99_before) if p99_before is not None and p99_during is not None else None
     rss_change = (rss_after - rss_before) / rss_before if rss_after else None
-    refused_by_websocket_layer = sum(count for code, count in hostile_tally["closed_by_server"].items() if code in (1007, 1009))
+    # Invalid UTF-8 in a text frame is refused by the websocket layer (connection closed, logged
+    # as frame_rejected); oversized frames get a CALLERROR (logged) but are not kept raw.
+    not_journaled = hostile_tally["by_kind"].get("invalid_utf8_text", 0) + hostile_tally["by_kind"].get("oversized", 0)
+    reached = hostile_tally["sent"] - hostile_tally["lost"] - not_journaled
     checks = [
         ("LinkRay still running, /healthz 200", alive and health == 200),
         ("working chargers saw no error", not before.errors),
         ("p99 added during fuzzing <= 10 ms", added_ms is not None and added_ms <= 10),
         ("RSS within 10 % afterwards", rss_change is not None and abs(rss_change) <= 0.10),
         ("no traceback in LinkRay's log", "Traceback" not in log),
-        ("journal rows for hostile chargers", rows > 0),
+        ("journal holds every frame that reached LinkRay", rows >= reached),
     ]
     print(f"# Hostile-input fuzzing: {args.frames} frames from {args.hostile} chargers, {args.working} working\n")
     print(f"- fuzzing took {fuzz_s:.1f} s ({args.frames / fuzz_s:.0f} frames/s)")
@@ -353,8 +368,8 @@ async def run(args) -> int:
         print(f"  - {error}")
     print(f"- RSS {rss_before / 2**20:.1f} MiB before, {rss_after / 2**20 if rss_after else float('nan'):.1f} MiB after "
           f"({fmt(rss_change * 100 if rss_change is not None else None)} %)")
-    print(f"- journal: {rows} rows from the hostile chargers for {hostile_tally['sent']} frames sent "
-          f"({refused_by_websocket_layer} connections closed by the websocket layer before LinkRay saw the frame)")
+    print(f"- journal: {rows} rows from the hostile chargers for {hostile_tally['sent']} frames sent, {reached} of which "
+          f"LinkRay keeps raw ({not_journaled} invalid-UTF-8 or oversized, logged instead; {hostile_tally['lost']} lost)")
     print()
     print("| check | result |\n|---|---|")
     for name, ok in checks:

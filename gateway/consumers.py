@@ -91,7 +91,13 @@ class ChargerConsumer(AsyncConsumer):
                         # connection, let alone another's.
                         logger.exception("charger_frame_failed charge_box_id=%s", session.charge_box_id)
                 elif kind == "websocket.disconnect":
-                    if message.get("code") == 1009:
+                    if message.get("code") == 1007:
+                        logger.warning(
+                            "frame_rejected charge_box_id=%s code=FormationViolation reason=invalid_utf8_text "
+                            "connection_closed=1007",
+                            session.charge_box_id,
+                        )
+                    elif message.get("code") == 1009:
                         logger.warning(
                             "frame_rejected charge_box_id=%s code=FormationViolation reason=oversized "
                             "beyond_hard_limit=%d connection_closed=1009",
