@@ -132,6 +132,7 @@ class HostileTally:
     reconnects: int = 0
     connect_failures: int = 0
     lost: int = 0  # could not be sent (the socket closed twice)
+    connect_errors: dict = field(default_factory=dict)
 
 
 async def send_hostile(
@@ -160,7 +161,7 @@ async def send_hostile(
             code = int(websocket.close_code) if websocket.close_code is not None else None
             tally.closed_by_server[code] = tally.closed_by_server.get(code, 0) + 1
             tally.reconnects += 1
-        for _ in range(50):
+        for _ in range(300):
             try:
                 # A long close timeout: LinkRay may still be reading (throttling) what was sent.
                 websocket = await websockets.connect(
@@ -168,9 +169,10 @@ async def send_hostile(
                     close_timeout=120, compression=None,
                 )
                 break
-            except (OSError, websockets.exceptions.WebSocketException, asyncio.TimeoutError):
+            except (OSError, websockets.exceptions.WebSocketException, asyncio.TimeoutError) as error:
                 tally.connect_failures += 1
-                await asyncio.sleep(0.1)
+                tally.connect_errors[type(error).__name__ + ": " + str(error)[:80]] = tally.connect_errors.get(type(error).__name__ + ": " + str(error)[:80], 0) + 1
+                await asyncio.sleep(1.0)
         else:
             raise RuntimeError(f"{charge_box_id}: cannot connect to LinkRay")
         sockets[charge_box_id] = websocket
@@ -303,14 +305,15 @@ async def run(args) -> int:
     csms_process.start()
     csms_port = port_queue.get(timeout=30)
     data_dir = Path(tempfile.mkdtemp(prefix="linkray-fuzz-"))
-    linkray = LinkRayProcess({"LINKRAY_CSMS_URL": f"ws://127.0.0.1:{csms_port}", "LINKRAY_LOG_LEVEL": "warning"}, data_dir).start()
+    linkray = LinkRayProcess({"LINKRAY_CSMS_URL": f"ws://127.0.0.1:{csms_port}", "LINKRAY_LOG_LEVEL": os.environ.get("FUZZ_LOG_LEVEL", "warning")}, data_dir).start()
     pid = linkray.process.pid
     hostile_ids = [f"FUZZ-{index}" for index in range(args.hostile)]
     working_ids = [f"WORK-{index}" for index in range(args.working)]
     try:
         stop = asyncio.Event()
         before, during = WorkTally(), WorkTally()
-        workers = [asyncio.create_task(work(linkray.url, cbid, stop, before)) for cbid in working_ids]
+        # Five CALLs a second each: busier than real chargers, inside LinkRay's frame budget.
+        workers = [asyncio.create_task(work(linkray.url, cbid, stop, before, interval_s=0.2)) for cbid in working_ids]
         await asyncio.sleep(args.warmup)
         rss_before = rss_bytes(pid)
         before.round_trips_ms.clear()
@@ -362,6 +365,7 @@ async def run(args) -> int:
     print(f"- fuzzing took {fuzz_s:.1f} s ({args.frames / fuzz_s:.0f} frames/s)")
     print(f"- frames by kind: {json.dumps(hostile_tally['by_kind'], sort_keys=True)}")
     print(f"- hostile sockets closed by LinkRay, by code: {hostile_tally['closed_by_server']} ({hostile_tally['reconnects']} reconnects)")
+    print(f"- hostile reconnects that failed: {hostile_tally['connect_failures']} {json.dumps(hostile_tally['connect_errors'])}")
     print(f"- working chargers: {len(baseline)} round trips before, {len(during.round_trips_ms)} during; "
           f"p99 {fmt(p99_before)} ms before, {fmt(p99_during)} ms during (added {fmt(added_ms)} ms); errors: {len(before.errors)}")
     for error in before.errors[:5]:

@@ -222,6 +222,7 @@ class ChargerConsumer(AsyncConsumer):
                 "charger_refused charge_box_id=%s reason=csms_refused status=%s", session.charge_box_id, error.status
             )
             self._refusal_status = error.status if 400 <= error.status <= 599 else 403
+            session.state.csms_refused = f"HTTP {error.status}"  # kept with the charger's model
             await upstream.close()
             return "refused"
         except Exception as error:
@@ -258,6 +259,7 @@ class ChargerConsumer(AsyncConsumer):
             logger.warning(
                 "charger_refused charge_box_id=%s reason=csms_refused status=%s", session.charge_box_id, error.status
             )
+            session.state.csms_refused = f"HTTP {error.status}"
             # Autobahn allows a server only 1000 or 3000-4999; 4003 reads as "forbidden".
             await session.close_charger_leg(4003)
         else:
