@@ -350,8 +350,8 @@ async def run(args) -> int:
     added_ms = (p99_during - p99_before) if p99_before is not None and p99_during is not None else None
     rss_change = (rss_after - rss_before) / rss_before if rss_after else None
     # Invalid UTF-8 in a text frame is refused by the websocket layer (connection closed, logged
-    # as frame_rejected); oversized frames get a CALLERROR (logged) but are not kept raw.
-    not_journaled = hostile_tally["by_kind"].get("invalid_utf8_text", 0) + hostile_tally["by_kind"].get("oversized", 0)
+    # as frame_rejected); frames over the size limit are journaled cut to their first kilobyte.
+    not_journaled = hostile_tally["by_kind"].get("invalid_utf8_text", 0)
     reached = hostile_tally["sent"] - hostile_tally["lost"] - not_journaled
     checks = [
         ("LinkRay still running, /healthz 200", alive and health == 200),
@@ -373,7 +373,7 @@ async def run(args) -> int:
     print(f"- RSS {rss_before / 2**20:.1f} MiB before, {rss_after / 2**20 if rss_after else float('nan'):.1f} MiB after "
           f"({fmt(rss_change * 100 if rss_change is not None else None)} %)")
     print(f"- journal: {rows} rows from the hostile chargers for {hostile_tally['sent']} frames sent, {reached} of which "
-          f"LinkRay keeps raw ({not_journaled} invalid-UTF-8 or oversized, logged instead; {hostile_tally['lost']} lost)")
+          f"reached LinkRay ({not_journaled} invalid UTF-8, refused by the websocket layer and logged; {hostile_tally['lost']} lost)")
     print()
     print("| check | result |\n|---|---|")
     for name, ok in checks:

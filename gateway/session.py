@@ -60,6 +60,8 @@ _OBSERVED_CSMS_EXCHANGES = frozenset({"SetChargingProfile", "ClearChargingProfil
 _HEAD = re.compile(r'\s*\[\s*([234])\s*,\s*"([^"\\]{0,36})"\s*(?:,\s*"([A-Za-z0-9_.-]{1,64})"\s*,)?')
 
 
+# Of a frame over max_frame_bytes, the journal keeps this many characters.
+_OVERSIZED_KEPT = 1024
 # Warnings about one charger's bad frames logged in full before only every 100th is.
 _LOGGED_REPEATS = 5
 
@@ -336,6 +338,12 @@ class ChargerSession:
 
     async def _refuse_oversized(self, raw: str | bytes) -> None:
         head = frame_head(raw[:200])
+        # The journal keeps what came in, cut to its first kilobyte.
+        marker = f"...[oversized: {len(raw)} bytes, first {_OVERSIZED_KEPT} kept]"
+        kept = raw[:_OVERSIZED_KEPT] + (marker.encode() if isinstance(raw, bytes) else marker)
+        self.journal.record(
+            CHARGER_TO_LINKRAY, self.charge_box_id, head[0] if head else None, head[1] if head else None, head[2] if head else None, kept
+        )
         logger.warning(
             "frame_rejected charge_box_id=%s code=FormationViolation reason=oversized size=%d limit=%d",
             self.charge_box_id,

@@ -674,3 +674,13 @@ async def test_a_charger_sending_garbage_cannot_flood_the_log_but_every_frame_is
     assert 5 <= len(lines) <= 20
     assert any("count=1000 " in line for line in lines)
     assert len(rig.journal.records) == 1000
+
+
+async def test_an_oversized_frame_is_journaled_cut_to_its_first_kilobyte():
+    rig = Rig(config=SessionConfig(max_frame_bytes=1024))
+    raw = build_call("big2", "DataTransfer", {"vendorId": "acme", "data": "x" * 5000}).raw
+    await rig.session.on_charger_frame(raw)
+    direction, charge_box_id, message_type, unique_id, action, kept = rig.journal.records[0]
+    assert (direction, message_type, unique_id, action) == ("charger>linkray", 2, "big2", "DataTransfer")
+    assert kept.startswith(raw[:1024])
+    assert kept.endswith(f"[oversized: {len(raw)} bytes, first 1024 kept]")
