@@ -115,7 +115,10 @@ class ChargerConsumer(AsyncConsumer):
         """Refuse the handshake with an HTTP status where the server supports the ASGI
         websocket denial response (daphne as `serve` runs it), else with daphne's 403."""
         if "websocket.http.response" in self.scope.get("extensions", {}):
-            phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Refused"
+            try:
+                phrase = HTTPStatus(status).phrase
+            except ValueError:
+                phrase = "Refused"
             await self.base_send({"type": "websocket.http.response.start", "status": status, "headers": []})
             await self.base_send({"type": "websocket.http.response.body", "body": phrase.encode()})
         else:
