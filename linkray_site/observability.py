@@ -27,7 +27,6 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
-from django.utils.module_loading import import_string
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
 
@@ -39,9 +38,6 @@ logger = logging.getLogger(__name__)
 
 READY_CACHE_S = 2.0
 CHECK_TIMEOUT_S = 1.0
-# Where per-charger limits come from once balancing has models: a callable returning
-# [(charge_box_id, limit_a, reason)]. Absent until balancing lands; then nothing is exported.
-BALANCING_LIMITS_HOOK = "balancing.selectors.charger_limits"
 
 _ready_cache: tuple[float, int, dict] | None = None
 _ready_lock: asyncio.Lock | None = None
@@ -216,18 +212,30 @@ def _database_snapshot() -> dict:
 
     meters = list(Meter.objects.filter(enabled=True).values_list("pk", "name", "role"))
     statuses = live.get_statuses([pk for pk, _, _ in meters])
-    limits = []
     try:
-        limits = list(import_string(BALANCING_LIMITS_HOOK)())
-    except ImportError:
-        pass
+        limits = _balancing_limits()
     except Exception:
         logger.exception("metrics_balancing_limits_failed")
+        limits = []
     return {
         "queued_messages": QueuedMessage.objects.count(),
         "meters": [(pk, name, role, statuses.get(pk)) for pk, name, role in meters],
         "charger_limits": limits,
     }
+
+
+def _balancing_limits() -> list[tuple[str, float | None, float | None, str]]:
+    """(charge_box_id, limit_a, limit_w, reason) of every balanced charger with a decision.
+    Read from balancing's ChargerBalancing rows when the balancing app has them; nothing on a
+    LinkRay without balancing models."""
+    try:
+        from balancing.models import ChargerBalancing
+    except ImportError:
+        return []
+    rows = ChargerBalancing.objects.filter(charger__balancing_enabled=True).values_list(
+        "charger__charge_box_id", "limit_a", "limit_w", "reason"
+    )
+    return [(cbid, limit_a, limit_w, reason or "") for cbid, limit_a, limit_w, reason in rows if limit_a is not None or limit_w is not None]
 
 
 class _SnapshotCollector:
@@ -287,9 +295,16 @@ class _SnapshotCollector:
         yield age
         yield failures
         yield up
-        limits = GaugeMetricFamily(
+        limits_a = GaugeMetricFamily(
             "linkray_charger_limit_amperes", "Current limit balancing gives each charger, with its reason", labels=["charge_box_id", "reason"]
         )
-        for charge_box_id, limit_a, reason in snapshot["charger_limits"]:
-            limits.add_metric([str(charge_box_id), str(reason)], float(limit_a))
-        yield limits
+        limits_w = GaugeMetricFamily(
+            "linkray_charger_limit_watts", "Power limit balancing gives each charger, with its reason", labels=["charge_box_id", "reason"]
+        )
+        for charge_box_id, limit_a, limit_w, reason in snapshot["charger_limits"]:
+            if limit_a is not None:
+                limits_a.add_metric([str(charge_box_id), str(reason)], float(limit_a))
+            if limit_w is not None:
+                limits_w.add_metric([str(charge_box_id), str(reason)], float(limit_w))
+        yield limits_a
+        yield limits_w

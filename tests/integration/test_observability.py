@@ -106,3 +106,15 @@ def test_an_allowed_address_does_not_let_in_a_request_relayed_by_the_proxy(monke
     monkeypatch.setattr(settings, "LINKRAY_METRICS_ALLOWED_ADDRESSES", [ipaddress.ip_network("127.0.0.1/32")])
     response = Client(REMOTE_ADDR="127.0.0.1").get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9")
     assert response.status_code == 401
+
+
+def test_metrics_show_each_balanced_chargers_limit_and_reason():
+    balancing_models = pytest.importorskip("balancing.models")
+    if not hasattr(balancing_models, "ChargerBalancing"):
+        pytest.skip("balancing has no per-charger model here")
+    from gateway.models import Charger
+
+    charger = Charger.objects.create(charge_box_id="CP-B", balancing_enabled=True)
+    balancing_models.ChargerBalancing.objects.update_or_create(charger=charger, defaults={"limit_a": 10.0, "reason": "shared"})
+    text = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {settings.LINKRAY_API_TOKEN}").content.decode()
+    assert 'linkray_charger_limit_amperes{charge_box_id="CP-B",reason="shared"} 10.0' in text
