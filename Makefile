@@ -1,11 +1,15 @@
-# LinkRay. `make run` sets up and runs the controller; `make test` sets up and runs all tests.
+# LinkRay. `make run` sets up and runs the controller; `make test` sets up and runs all tests;
+# `make demo` runs a simulated site with LinkRay in the middle (docs/demo.md).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 0.0.0.0
 PORT ?= 8000
+SCENARIO ?= office-day
+SPEED ?= 60
+DEMO_ARGS ?=
 
-.PHONY: install run test test-unit test-integration test-e2e bench clean
+.PHONY: install run test test-unit test-integration test-e2e bench demo clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +33,9 @@ test-integration: install
 
 test-e2e: install
 	$(PY) -m pytest tests/e2e
+
+demo: install
+	$(PY) -m sitesim.demo --scenario $(SCENARIO) --speed $(SPEED) $(DEMO_ARGS)
 
 bench: install
 	$(PY) bench/relay.py

@@ -9,6 +9,7 @@ import hmac
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.models import ApiToken, key_id_of
@@ -69,7 +70,10 @@ def right_required(right: str):
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             principal = request_principal(request)
-            if principal is None or not principal.can(right):
+            if principal is None or not principal.rights:
+                # Logged in, but no role yet: say so plainly instead of a bare 403.
+                return render(request, "accounts/no_role.html", status=403)
+            if not principal.can(right):
                 raise PermissionDenied(f"This needs the '{right}' right.")
             request.principal = principal
             return view(request, *args, **kwargs)
@@ -77,3 +81,11 @@ def right_required(right: str):
         return wrapper
 
     return decorator
+
+
+def rights_context(request) -> dict:
+    """Template context processor: `rights.operate`, `rights.administer`, ... for the person
+    viewing the page, so templates show only the buttons that would be allowed."""
+    user = getattr(request, "user", None)
+    held = user_rights(user) if user is not None else frozenset()
+    return {"rights": {right: right in held for right in RIGHTS}}

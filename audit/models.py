@@ -19,7 +19,7 @@ class AuditEntry(models.Model):
 
     at = models.DateTimeField(db_index=True)
     actor = models.CharField(max_length=150, db_index=True)  # username, or token:<name>
-    actor_kind = models.CharField(max_length=8)  # user | token | anonymous
+    actor_kind = models.CharField(max_length=16)  # user | token | anonymous
     address = models.CharField(max_length=64, blank=True)
     action = models.CharField(max_length=64, db_index=True)  # e.g. site.update, charger.reset, login.failed
     target = models.CharField(max_length=255, blank=True, db_index=True)

@@ -6,24 +6,23 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from accounts.admin import RightsAdminMixin
+from accounts.roles import ADMINISTER, OPERATE
 from gateway.models import AuthorizationCacheEntry, Charger, GatewaySettings, JournalEntry, QueuedMessage, TransactionRecord
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(RightsAdminMixin, admin.ModelAdmin):
     """Rows the gateway writes: the operator looks, and never edits, adds or deletes."""
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    change_right = add_right = delete_right = None
 
 
 @admin.register(Charger)
-class ChargerAdmin(admin.ModelAdmin):
+class ChargerAdmin(RightsAdminMixin, admin.ModelAdmin):
+    # Balancing needs OPERATE; the CSMS URL, registering and removing a charger ADMINISTER.
+    change_right = OPERATE
+    audit_name = "charger"
+
     list_display = [
         "charge_box_id",
         "charger_connected",
@@ -55,9 +54,15 @@ class ChargerAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # The charge box id is the charger's identity on both legs: set once, when registering.
-        return [*self.readonly_fields, "charge_box_id"] if obj is not None else self.readonly_fields
+        fields = [*self.readonly_fields, "charge_box_id"] if obj is not None else list(self.readonly_fields)
+        if not self._holds(request, ADMINISTER):
+            fields.append("upstream_url")
+        return fields
 
-    def save_model(self, request, obj, form, change):
+    def _target(self, obj) -> str:
+        return obj.charge_box_id
+
+    def write_model(self, request, obj, form, change):
         if change:
             obj.save(update_fields=[name for name in form.changed_data if name in self.editable_fields])
         else:
@@ -103,19 +108,20 @@ class QueuedMessageAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AuthorizationCacheEntry)
-class AuthorizationCacheEntryAdmin(admin.ModelAdmin):
+class AuthorizationCacheEntryAdmin(RightsAdminMixin, admin.ModelAdmin):
+    audit_name = "authorization_cache"
+
     list_display = ["id_tag", "status", "expiry_date", "parent_id_tag", "updated_at"]
     list_filter = ["status"]
     search_fields = ["id_tag", "parent_id_tag"]
 
 
 @admin.register(GatewaySettings)
-class GatewaySettingsAdmin(admin.ModelAdmin):
+class GatewaySettingsAdmin(RightsAdminMixin, admin.ModelAdmin):
     list_display = ["__str__", "accept_unknown_chargers", "offline_authorization"]
+    delete_right = None
+    audit_name = "gateway.settings"
 
     def has_add_permission(self, request) -> bool:
         # One row, created on first use by GatewaySettings.load().
-        return not GatewaySettings.objects.exists()
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+        return super().has_add_permission(request) and not GatewaySettings.objects.exists()

@@ -16,7 +16,7 @@ from pydantic import field_validator
 from accounts.roles import OPERATE
 from audit.services import arecord
 from gateway import commands, selectors
-from linkray_site.api import ErrorOut, FieldErrorsOut, StrictSchema, require, require_view
+from linkray_site.api import REFUSALS, ErrorOut, StrictSchema, require, require_view
 
 router = Router(tags=["chargers"])
 
@@ -44,7 +44,7 @@ class CallErrorOut(StrictSchema):
     errorDescription: str
 
 
-@router.get("/chargers", response={200: dict[str, list[dict[str, Any]]]}, summary="List chargers")
+@router.get("/chargers", response={200: dict[str, list[dict[str, Any]]], **REFUSALS}, summary="List chargers")
 async def charger_list(request):
     require_view(request)
     return {"chargers": await database_sync_to_async(selectors.charger_summaries)()}
@@ -54,7 +54,7 @@ async def charger_list(request):
 # server decodes %2F before routing. The calls route comes first, or `x/calls` would be an id.
 @router.post(
     "/chargers/{path:charge_box_id}/calls",
-    response={200: CallOut, 400: FieldErrorsOut, 404: ErrorOut, 502: CallErrorOut, 504: ErrorOut},
+    response={200: CallOut, **REFUSALS, 404: ErrorOut, 502: CallErrorOut, 504: ErrorOut},
     summary="Send an OCPP CALL to the charger",
 )
 async def charger_call(request, charge_box_id: str, body: CallIn):
@@ -74,7 +74,7 @@ async def charger_call(request, charge_box_id: str, body: CallIn):
     return {"payload": result}
 
 
-@router.get("/chargers/{path:charge_box_id}", response={200: dict[str, Any], 404: ErrorOut}, summary="One charger's live model")
+@router.get("/chargers/{path:charge_box_id}", response={200: dict[str, Any], **REFUSALS, 404: ErrorOut}, summary="One charger's live model")
 async def charger_detail(request, charge_box_id: str):
     require_view(request)
     detail = await database_sync_to_async(selectors.charger_detail)(charge_box_id)

@@ -324,6 +324,11 @@ class ChargerConsumer(AsyncConsumer):
             if runtime.sessions.get(session.charge_box_id) is session:
                 runtime.unregister(session)
                 session.state.charger_connected = False
+                # The CSMS leg closed with the charger: a state flush still pending for this
+                # session must not write the leg back as connected (a green badge on an
+                # offline charger).
+                session.state.csms_state = "closed"
+                session.state.csms_down_since = None
                 await database_sync_to_async(services.record_charger_gone)(
                     session.charge_box_id, session.state, datetime.now(UTC)
                 )

@@ -1,14 +1,14 @@
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from linkray_site.env import EnvError, validate_ws_url
+from linkray_site.env import ws_url_problem
 
 
 def validate_upstream_url(value: str) -> None:
-    try:
-        validate_ws_url(value, "upstream URL")
-    except EnvError as error:
-        raise ValidationError(str(error)) from None
+    """The same rule as LINKRAY_CSMS_URL, worded for the form: what to enter instead."""
+    problem = ws_url_problem(value)
+    if problem is not None:
+        raise ValidationError(problem, code="invalid_ws_url")
 
 
 class GatewaySettings(models.Model):

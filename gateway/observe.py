@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.frames import Call, CallError, CallResult
+from gateway.profiles import parse_allowed_rate_units, parse_max_stack_level
 from gateway.state import ChargerState, InstalledProfile, MeterSnapshot, Phases, Transaction
 
 
@@ -66,6 +67,18 @@ def observe_charger_exchange(
     return handler(state, call.payload, answer.payload, now) if handler else []
 
 
+def observe_local_charger_exchange(
+    state: ChargerState, call: Call, answer: CallResult | CallError, now: datetime
+) -> list[Effect]:
+    """A charger CALL LinkRay answered itself (CSMS away). A StartTransaction answered here
+    carries LinkRay's local id: the CSMS has issued none yet (replay maps it later)."""
+    effects = observe_charger_exchange(state, call, answer, now)
+    for effect in effects:
+        if isinstance(effect, TransactionStarted):
+            effect.transaction.csms_transaction_id = None
+    return effects
+
+
 def observe_csms_exchange(
     state: ChargerState, call: Call, answer: CallResult | CallError, now: datetime
 ) -> list[Effect]:
@@ -73,6 +86,17 @@ def observe_csms_exchange(
     if not isinstance(answer, CallResult):
         return []
     handler = _ON_CSMS_EXCHANGE.get(call.action)
+    return handler(state, call.payload, answer.payload, now) if handler else []
+
+
+def observe_linkray_exchange(
+    state: ChargerState, call: Call, answer: CallResult | CallError, now: datetime
+) -> list[Effect]:
+    """One of LinkRay's own CALLs and the charger's answer (profiles it accepted, what it told
+    about its smart-charging configuration)."""
+    if not isinstance(answer, CallResult):
+        return []
+    handler = _ON_LINKRAY_EXCHANGE.get(call.action)
     return handler(state, call.payload, answer.payload, now) if handler else []
 
 
@@ -203,7 +227,9 @@ def _start_transaction(state: ChargerState, request: dict, response: dict, now: 
         id_tag=_str(request.get("idTag"), ""),
         meter_start_wh=_int(request.get("meterStart")) or 0,
         started_at=_datetime(request.get("timestamp")) or now,
-        csms_transaction_id=None,
+        # The answer came from the CSMS: its transactionId is the CSMS's own id. (An answer
+        # LinkRay gave itself goes through observe_local_charger_exchange, which clears it.)
+        csms_transaction_id=transaction_id,
         id_tag_status=_str(id_tag_info.get("status"), "Accepted"),
     )
     state.transactions[transaction_id] = transaction
@@ -290,19 +316,19 @@ def _set_charging_profile(state: ChargerState, request: dict, response: dict, no
     return []
 
 
-def install_profile(state: ChargerState, installed: InstalledProfile) -> None:
-    # Same id anywhere, or same (stackLevel, purpose) on the same connector, is replaced (§5.16.3).
-    state.csms_profiles = [
-        existing
-        for existing in state.csms_profiles
-        if existing.charging_profile_id != installed.charging_profile_id
-        and not (
+def install_profile(state: ChargerState, installed: InstalledProfile, *, linkray: bool = False) -> None:
+    # Same id anywhere, or same (stackLevel, purpose) on the same connector, is replaced
+    # (§5.16.3), whoever installed it: the charger keeps one of the two.
+    def kept(existing: InstalledProfile) -> bool:
+        return existing.charging_profile_id != installed.charging_profile_id and not (
             existing.connector_id == installed.connector_id
             and existing.stack_level == installed.stack_level
             and existing.purpose == installed.purpose
         )
-    ]
-    state.csms_profiles.append(installed)
+
+    state.csms_profiles = [existing for existing in state.csms_profiles if kept(existing)]
+    state.linkray_profiles = [existing for existing in state.linkray_profiles if kept(existing)]
+    (state.linkray_profiles if linkray else state.csms_profiles).append(installed)
 
 
 def _clear_charging_profile(state: ChargerState, request: dict, response: dict, now: datetime) -> list[Effect]:
@@ -334,6 +360,8 @@ def clear_profiles(state: ChargerState, request: dict) -> None:
         )
 
     state.csms_profiles = [profile for profile in state.csms_profiles if not cleared(profile)]
+    # The charger applies the criteria to every profile it holds, LinkRay's too.
+    state.linkray_profiles = [profile for profile in state.linkray_profiles if not cleared(profile)]
 
 
 def _change_configuration(state: ChargerState, request: dict, response: dict, now: datetime) -> list[Effect]:
@@ -348,6 +376,45 @@ _ON_CSMS_EXCHANGE = {
     "SetChargingProfile": _set_charging_profile,
     "ClearChargingProfile": _clear_charging_profile,
     "ChangeConfiguration": _change_configuration,
+}
+
+
+# --- LinkRay CALL + charger answer ---------------------------------------------------------
+
+
+def _linkray_set_charging_profile(state: ChargerState, request: dict, response: dict, now: datetime) -> list[Effect]:
+    if response.get("status") != "Accepted":
+        return []
+    connector_id = _int(request.get("connectorId"))
+    profile = request.get("csChargingProfiles")
+    if connector_id is None or not isinstance(profile, dict):
+        return []
+    profile_id = _int(profile.get("chargingProfileId"))
+    stack_level = _int(profile.get("stackLevel"))
+    purpose = profile.get("chargingProfilePurpose")
+    if profile_id is None or stack_level is None or not isinstance(purpose, str):
+        return []
+    installed = InstalledProfile(connector_id, profile_id, stack_level, purpose, _int(profile.get("transactionId")), profile)
+    install_profile(state, installed, linkray=True)
+    return []
+
+
+def _linkray_get_configuration(state: ChargerState, request: dict, response: dict, now: datetime) -> list[Effect]:
+    for entry in _list(response.get("configurationKey")):
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("key") == "ChargingScheduleAllowedChargingRateUnit":
+            state.allowed_rate_units = parse_allowed_rate_units(entry.get("value")) or state.allowed_rate_units
+        elif entry.get("key") == "ChargeProfileMaxStackLevel":
+            level = parse_max_stack_level(entry.get("value"))
+            if level is not None:
+                state.max_stack_level = level
+    return []
+
+
+_ON_LINKRAY_EXCHANGE = {
+    "SetChargingProfile": _linkray_set_charging_profile,
+    "GetConfiguration": _linkray_get_configuration,
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from gateway import observe, offline, offline_store
+from gateway import observe, offline, offline_store, profiles
 from gateway.frames import CALLERROR, CALLRESULT, Call, CallError, CallResult, FrameError, build_call, build_call_error, build_call_result, parse_frame
 from gateway.session import (
     CHARGER_TO_LINKRAY,
@@ -25,9 +25,6 @@ from gateway.session import (
 )
 
 logger = logging.getLogger(__name__)
-
-# LinkRay's own charging profile ids live far above what back offices hand out.
-LINKRAY_PROFILE_ID_BASE = 900_000_000
 
 
 async def attach_offline(session: ChargerSession) -> None:
@@ -424,21 +421,7 @@ class OfflineRelay:
             else:
                 # Keep the transaction but stop the energy, as StopTransactionOnInvalidId=false asks.
                 result = await session.call(
-                    "SetChargingProfile",
-                    {
-                        "connectorId": transaction.connector_id,
-                        "csChargingProfiles": {
-                            "chargingProfileId": LINKRAY_PROFILE_ID_BASE + transaction.connector_id,
-                            "transactionId": transaction.transaction_id,
-                            "stackLevel": 0,
-                            "chargingProfilePurpose": "TxProfile",
-                            "chargingProfileKind": "Relative",
-                            "chargingSchedule": {
-                                "chargingRateUnit": "A",
-                                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 0}],
-                            },
-                        },
-                    },
+                    "SetChargingProfile", profiles.stop_energy_request(transaction.connector_id, transaction.transaction_id)
                 )
                 outcome = f"energy stopped (0 A profile {result.get('status')})"
             logger.warning(

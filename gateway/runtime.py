@@ -37,6 +37,9 @@ class GatewayRuntime:
         # after an Authorize still finds the answer (the database copy lags by one flush).
         self._recent_authorizations: dict[str, tuple[str, object]] = {}
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        # Called (without blocking) with (charge_box_id, effect) as traffic implies it: balancing
+        # wakes its control loop on a transaction start or stop.
+        self.effect_listeners: list = []
 
     # --- SessionHooks ----------------------------------------------------------------------
 
@@ -48,6 +51,11 @@ class GatewayRuntime:
             self._effects.append((session.charge_box_id, effect))
             if isinstance(effect, observe.AuthorizationSeen):
                 self._recent_authorizations[effect.id_tag] = (effect.status, effect.expiry_date)
+            for listener in self.effect_listeners:
+                try:
+                    listener(session.charge_box_id, effect)
+                except Exception:
+                    logger.exception("effect_listener_failed charge_box_id=%s", session.charge_box_id)
 
     def recent_authorization(self, id_tag: str) -> tuple[str, object] | None:
         return self._recent_authorizations.get(id_tag)

@@ -44,6 +44,10 @@ def charger_detail(charge_box_id: str) -> dict | None:
         return None
     detail = _summary(charger, QueuedMessage.objects.filter(charge_box_id=charge_box_id).count())
     detail["state"] = charger.state
+    from balancing.selectors import charger_balancing_view  # balancing builds on the gateway, not the reverse
+
+    detail["balancing"] = charger_balancing_view(charger)
+    detail["allocation"] = detail["balancing"]["allocation"]  # the decision and its reason, at the top too
     detail["open_transactions"] = list(
         TransactionRecord.objects.filter(charger=charger, stopped_at__isnull=True).values(
             "connector_id", "transaction_id", "csms_transaction_id", "id_tag", "id_tag_status", "started_at", "started_offline"
@@ -177,7 +181,7 @@ def _charger_state(charger: Charger) -> ChargerState | None:
 def _page_row(charger: Charger, queued: int, now: datetime) -> dict:
     down_for_s = (now - charger.csms_down_since).total_seconds() if charger.csms_down_since else None
     state = _charger_state(charger)
-    connectors = [] if state is None else [_connector_row(state.connectors[key]) for key in sorted(state.connectors)]
+    connectors = [] if state is None else [_connector_row(state.connectors[key], state, now) for key in sorted(state.connectors)]
     return {
         **_summary(charger, queued),
         "csms_state_label": Charger.CsmsState(charger.csms_state).label
@@ -191,9 +195,37 @@ def _page_row(charger: Charger, queued: int, now: datetime) -> dict:
     }
 
 
-def _connector_row(connector) -> dict:
-    meter = connector.meter
+def running_session(transaction, energy_now_wh: float | None, now: datetime) -> dict:
+    """The running session as the operator wants it: who, for how long, how much energy since
+    it started (the meter now minus its meterStart, not the meter's register)."""
+    duration_s = (now - transaction.started_at).total_seconds() if transaction.started_at else None
+    energy_wh = None
+    if energy_now_wh is not None:
+        energy_wh = energy_now_wh - transaction.meter_start_wh
+        if energy_wh < 0:
+            energy_wh = None  # a meter that went backwards (replaced, or a bad reading): unknown
     return {
+        "transaction_id": transaction.transaction_id,
+        "csms_transaction_id": transaction.csms_transaction_id,
+        "id_tag": transaction.id_tag,
+        "id_tag_status": transaction.id_tag_status,
+        "started_at": transaction.started_at,
+        "duration_s": duration_s,
+        "duration": duration_text(duration_s),
+        "energy_wh": energy_wh,
+        "energy_kwh": None if energy_wh is None else energy_wh / 1000,
+    }
+
+
+def _connector_row(connector, state: ChargerState, now: datetime) -> dict:
+    meter = connector.meter
+    sessions = [
+        running_session(transaction, meter.energy_wh, now)
+        for transaction in sorted(state.transactions.values(), key=lambda tx: tx.transaction_id)
+        if transaction.connector_id == connector.connector_id
+    ]
+    return {
+        "sessions": sessions,
         "connector_id": connector.connector_id,
         "status": connector.status,
         "error_code": connector.error_code,
@@ -243,3 +275,67 @@ def _journal_row(entry: JournalEntry) -> dict:
 
 def _preview(raw: str) -> str:
     return raw if len(raw) <= RAW_PREVIEW_CHARS else raw[: RAW_PREVIEW_CHARS - 1] + "…"
+
+
+# --- Finished sessions -------------------------------------------------------------------
+
+SESSIONS_PER_PAGE = 100
+
+
+def finished_sessions(
+    *,
+    charge_box_id: str = "",
+    id_tag: str = "",
+    started_from: datetime | None = None,
+    started_before: datetime | None = None,
+):
+    """Finished transactions, newest first, narrowed by the filters that are set (a queryset:
+    the page paginates it, the CSV export streams it)."""
+    rows = TransactionRecord.objects.filter(stopped_at__isnull=False).select_related("charger")
+    if charge_box_id:
+        rows = rows.filter(charger__charge_box_id=charge_box_id)
+    if id_tag:
+        rows = rows.filter(id_tag__iexact=id_tag)
+    if started_from is not None:
+        rows = rows.filter(started_at__gte=started_from)
+    if started_before is not None:
+        rows = rows.filter(started_at__lt=started_before)
+    return rows.order_by("-stopped_at", "-pk")
+
+
+def session_row(record: TransactionRecord) -> dict:
+    duration_s = None
+    if record.started_at and record.stopped_at:
+        duration_s = max(0.0, (record.stopped_at - record.started_at).total_seconds())
+    energy_wh = None
+    if record.meter_stop_wh is not None and record.meter_stop_wh >= record.meter_start_wh:
+        energy_wh = record.meter_stop_wh - record.meter_start_wh
+    return {
+        "charge_box_id": record.charger.charge_box_id,
+        "connector_id": record.connector_id,
+        "transaction_id": record.transaction_id,
+        "csms_transaction_id": record.csms_transaction_id,
+        "id_tag": record.id_tag,
+        "id_tag_status": record.id_tag_status,
+        "started_at": record.started_at,
+        "stopped_at": record.stopped_at,
+        "duration_s": duration_s,
+        "duration": duration_text(duration_s),
+        "meter_start_wh": record.meter_start_wh,
+        "meter_stop_wh": record.meter_stop_wh,
+        "energy_wh": energy_wh,
+        "energy_kwh": None if energy_wh is None else energy_wh / 1000,
+        "stop_reason": record.stop_reason,
+        "started_offline": record.started_offline,
+    }
+
+
+def sessions_page(filters: dict, page_number: str | int | None, per_page: int = SESSIONS_PER_PAGE) -> dict:
+    paginator = Paginator(finished_sessions(**filters), per_page)
+    page = paginator.get_page(page_number)
+    return {
+        "count": paginator.count,
+        "page": page,
+        "rows": [session_row(record) for record in page.object_list],
+        "charge_box_ids": list(Charger.objects.order_by("charge_box_id").values_list("charge_box_id", flat=True)),
+    }

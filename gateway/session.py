@@ -53,6 +53,7 @@ CSMS_TO_LINKRAY = "csms>linkray"
 _OBSERVED_CHARGER_CALLS = frozenset({"StatusNotification", "MeterValues"})
 _OBSERVED_CHARGER_EXCHANGES = frozenset({"BootNotification", "Authorize", "StartTransaction", "StopTransaction"})
 _OBSERVED_CSMS_EXCHANGES = frozenset({"SetChargingProfile", "ClearChargingProfile", "ChangeConfiguration"})
+_OBSERVED_LINKRAY_EXCHANGES = frozenset({"SetChargingProfile", "GetConfiguration"})
 
 # The head of a well-formed frame: message type, unique id and (for a CALL) action. Reading
 # only the head keeps frames nobody needs to understand (Heartbeat, DataTransfer, their
@@ -92,6 +93,53 @@ class SessionHooks(Protocol):
     def effects(self, session: ChargerSession, effects: list[observe.Effect]) -> None: ...
 
     def recent_authorization(self, id_tag: str) -> tuple[str, object] | None: ...
+
+
+class CsmsLeg(Protocol):
+    """The CSMS side (gateway.upstream.UpstreamLink): one websocket to the back office."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def send(self, raw: str | bytes) -> bool:
+        """False when the leg dropped before the frame went out."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def update_authorization(self, *candidates: str) -> None: ...
+
+
+class OfflineRelay(Protocol):
+    """Serves the charger while the CSMS is away and replays afterwards
+    (gateway.offline_runtime.OfflineRelay)."""
+
+    @property
+    def holds_traffic(self) -> bool:
+        """True while an outage or its replay backlog keeps charger CALLs from going live."""
+        ...
+
+    def needs_parsed(self, action: str) -> bool: ...
+
+    def maps_transactions(self, action: str) -> bool: ...
+
+    def rewrite_to_csms(self, call: Call) -> str | bytes: ...
+
+    def rewrite_to_charger(self, call: Call) -> str | bytes: ...
+
+    def claims_answer(self, unique_id: str) -> bool: ...
+
+    async def on_charger_call(
+        self, raw: str | bytes, call: Call | None, unique_id: str, action: str | None, *, journal: bool = True
+    ) -> None: ...
+
+    async def on_csms_answer(self, raw: str | bytes, unique_id: str) -> None: ...
+
+    async def on_csms_down(self, pending: list[tuple[str, _Pending]]) -> None: ...
+
+    async def on_csms_up(self) -> None: ...
+
+    async def on_session_closed(self) -> None: ...
 
 
 class CommandError(Exception):
@@ -196,8 +244,8 @@ class ChargerSession:
         self.hooks = hooks
         self._clock = clock
         self._loop = asyncio.get_running_loop()
-        self.upstream = None  # set by attach_upstream(); None = no CSMS configured
-        self.offline = None  # set by attach_offline(); serves chargers while the CSMS is away
+        self.upstream: CsmsLeg | None = None  # set by attach_upstream(); None = no CSMS configured
+        self.offline: OfflineRelay | None = None  # set by attach_offline(); serves chargers while the CSMS is away
         # Towards the charger: the one outstanding CALL, and those waiting for it.
         self._slot: _Outbound | None = None
         self._queue: deque[_Outbound] = deque()
@@ -213,10 +261,10 @@ class ChargerSession:
 
     # --- wiring ----------------------------------------------------------------------------
 
-    def attach_upstream(self, upstream) -> None:
+    def attach_upstream(self, upstream: CsmsLeg) -> None:
         self.upstream = upstream
 
-    def attach_offline(self, offline) -> None:
+    def attach_offline(self, offline: OfflineRelay) -> None:
         self.offline = offline
 
     @property
@@ -299,7 +347,9 @@ class ChargerSession:
             self._release_slot(slot)
             if slot.origin == "linkray":
                 self.journal.record(CHARGER_TO_LINKRAY, self.charge_box_id, message_type, unique_id, slot.action, raw)
-                self._resolve_own(slot, raw)
+                answer = self._resolve_own(slot, raw)
+                if slot.call is not None and slot.action in _OBSERVED_LINKRAY_EXCHANGES and answer is not None:
+                    self._observe(observe.observe_linkray_exchange, slot.call, answer)
             else:
                 self.journal.record(CHARGER_TO_CSMS, self.charge_box_id, message_type, unique_id, slot.action, raw)
                 if slot.call is not None and slot.action in _OBSERVED_CSMS_EXCHANGES:
@@ -481,17 +531,20 @@ class ChargerSession:
         if self._queue:
             asyncio.ensure_future(self._pump())
 
-    def _resolve_own(self, outbound: _Outbound, raw: str | bytes) -> None:
+    def _resolve_own(self, outbound: _Outbound, raw: str | bytes) -> CallResult | CallError | None:
+        answer = self._parse(raw)
+        if not isinstance(answer, CallResult | CallError):
+            answer = None
         future = outbound.future
         if future is None or future.done():
-            return
-        answer = self._parse(raw)
+            return answer
         if isinstance(answer, CallResult):
             future.set_result(answer.payload)
         elif isinstance(answer, CallError):
             future.set_exception(CallErrorReceived(answer.error_code, answer.error_description, answer.error_details))
         else:
             future.set_exception(CallErrorReceived("FormationViolation", "charger answered with an unreadable frame", {}))
+        return answer
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -538,7 +591,7 @@ class ChargerSession:
     def observe_local_exchange(self, call: Call, answer: CallResult) -> None:
         """A charger CALL LinkRay answered itself (CSMS away): the model follows it, but the
         authorization cache learns only from the CSMS, never from LinkRay's own decisions."""
-        self._observe(observe.observe_charger_exchange, call, answer, answered_locally=True)
+        self._observe(observe.observe_local_charger_exchange, call, answer, answered_locally=True)
 
     def _observe(self, observer, *args, answered_locally: bool = False) -> None:
         try:

@@ -53,7 +53,7 @@ class Transaction:
 
 @dataclass(slots=True)
 class InstalledProfile:
-    """A charging profile the CSMS installed and the charger accepted."""
+    """A charging profile the charger accepted (from the CSMS, or LinkRay's own)."""
 
     connector_id: int
     charging_profile_id: int
@@ -83,6 +83,12 @@ class ChargerState:
     connectors: dict[int, ConnectorState] = field(default_factory=dict)
     transactions: dict[int, Transaction] = field(default_factory=dict)
     csms_profiles: list[InstalledProfile] = field(default_factory=list)
+    # Profiles LinkRay itself installed (balancing), kept apart from the CSMS's.
+    linkray_profiles: list[InstalledProfile] = field(default_factory=list)
+    # Learned with GetConfiguration: ChargingScheduleAllowedChargingRateUnit as ("A", "W"),
+    # ChargeProfileMaxStackLevel. None until the charger told.
+    allowed_rate_units: tuple[str, ...] | None = None
+    max_stack_level: int | None = None
 
     def connector(self, connector_id: int) -> ConnectorState:
         existing = self.connectors.get(connector_id)
@@ -121,17 +127,10 @@ class ChargerState:
                 }
                 for key, tx in self.transactions.items()
             },
-            "csms_profiles": [
-                {
-                    "connector_id": profile.connector_id,
-                    "charging_profile_id": profile.charging_profile_id,
-                    "stack_level": profile.stack_level,
-                    "purpose": profile.purpose,
-                    "transaction_id": profile.transaction_id,
-                    "profile": profile.profile,
-                }
-                for profile in self.csms_profiles
-            ],
+            "csms_profiles": [_profile_dict(profile) for profile in self.csms_profiles],
+            "linkray_profiles": [_profile_dict(profile) for profile in self.linkray_profiles],
+            "allowed_rate_units": list(self.allowed_rate_units) if self.allowed_rate_units is not None else None,
+            "max_stack_level": self.max_stack_level,
         }
 
     @classmethod
@@ -183,21 +182,45 @@ class ChargerState:
                 id_tag_status=raw.get("id_tag_status", "Accepted"),
             )
             state.transactions[transaction.transaction_id] = transaction
-        for raw in data.get("csms_profiles") or []:
-            try:
-                state.csms_profiles.append(
-                    InstalledProfile(
-                        connector_id=int(raw["connector_id"]),
-                        charging_profile_id=int(raw["charging_profile_id"]),
-                        stack_level=int(raw["stack_level"]),
-                        purpose=str(raw["purpose"]),
-                        transaction_id=raw.get("transaction_id"),
-                        profile=raw.get("profile") or {},
-                    )
-                )
-            except (KeyError, TypeError, ValueError):
-                continue  # a snapshot from another version: the profile is relearned from traffic
+        state.csms_profiles = _profiles_from(data.get("csms_profiles"))
+        state.linkray_profiles = _profiles_from(data.get("linkray_profiles"))
+        units = data.get("allowed_rate_units")
+        if isinstance(units, list) and all(unit in ("A", "W") for unit in units):
+            state.allowed_rate_units = tuple(units)
+        level = data.get("max_stack_level")
+        if isinstance(level, int) and not isinstance(level, bool) and level >= 0:
+            state.max_stack_level = level
         return state
+
+
+def _profile_dict(profile: InstalledProfile) -> dict[str, Any]:
+    return {
+        "connector_id": profile.connector_id,
+        "charging_profile_id": profile.charging_profile_id,
+        "stack_level": profile.stack_level,
+        "purpose": profile.purpose,
+        "transaction_id": profile.transaction_id,
+        "profile": profile.profile,
+    }
+
+
+def _profiles_from(raws: Any) -> list[InstalledProfile]:
+    profiles = []
+    for raw in raws if isinstance(raws, list) else []:
+        try:
+            profiles.append(
+                InstalledProfile(
+                    connector_id=int(raw["connector_id"]),
+                    charging_profile_id=int(raw["charging_profile_id"]),
+                    stack_level=int(raw["stack_level"]),
+                    purpose=str(raw["purpose"]),
+                    transaction_id=raw.get("transaction_id"),
+                    profile=raw.get("profile") or {},
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            continue  # a snapshot from another version: the profile is relearned from traffic
+    return profiles
 
 
 def _iso(value: datetime | None) -> str | None:

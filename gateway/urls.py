@@ -14,6 +14,9 @@ class ChargeBoxIdConverter:
     _escaped = re.compile("%(25|2F)")
 
     def to_python(self, value: str) -> str:
+        if "\x00" in value:
+            # No charger has one (PostgreSQL cannot even compare it): not found, not a 500.
+            raise ValueError("a charge box id never holds a NUL character")
         return self._escaped.sub(lambda match: "%" if match.group(1) == "25" else "/", value)
 
     def to_url(self, value: str) -> str:
@@ -26,5 +29,8 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("chargers/<charge_box_id:charge_box_id>/", views.charger, name="charger"),
     path("chargers/<charge_box_id:charge_box_id>/queue/", views.charger_queue, name="charger-queue"),
+    path("chargers/<charge_box_id:charge_box_id>/actions/", views.charger_action, name="charger-action"),
+    path("sessions/", views.sessions, name="sessions"),
+    path("sessions.csv", views.sessions_csv, name="sessions-csv"),
     path("settings/gateway/", views.gateway_settings, name="gateway-settings"),
 ]

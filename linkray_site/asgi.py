@@ -7,7 +7,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "linkray_site.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from gateway.routing import websocket_urlpatterns  # noqa: E402
 
@@ -15,8 +14,9 @@ from gateway.routing import websocket_urlpatterns  # noqa: E402
 # AllowedHostsOriginValidator (see docs/architecture.md).
 application = ProtocolTypeRouter(
     {
-        # One box, no web server in front: serve the few static files (admin, htmx) ourselves.
-        "http": ASGIStaticFilesHandler(django_asgi_app),
+        # Static files (admin, htmx, the pages' CSS/JS) are served by whitenoise's middleware:
+        # compressed, hashed names cached for a year (linkray_site/static_files.py).
+        "http": django_asgi_app,
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

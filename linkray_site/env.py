@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+
+from linkray_site.addresses import ws_url_problem  # noqa: F401 - also the model field's validator
+
+
 
 
 class EnvError(ValueError):
@@ -88,15 +91,11 @@ def env_ws_url(env: Mapping[str, str], name: str) -> str:
 
 
 def validate_ws_url(value: str, name: str = "URL") -> None:
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - reading it validates it (raises on a bad port)
-    except ValueError as error:
-        raise EnvError(f"{name}={value!r}: not a valid URL ({error})") from None
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise EnvError(f"{name}={value!r}: expected a ws:// or wss:// URL with a host")
-    if parts.query or parts.fragment:
-        raise EnvError(f"{name}={value!r}: must not carry a query or fragment")
+    """EnvError `NAME='value': <what to enter instead>` unless `value` is a usable ws(s) URL."""
+    problem = ws_url_problem(value)
+    if problem is not None:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise EnvError(f"{name}={shown!r}: {problem}")
 
 
 def env_log_level(env: Mapping[str, str], name: str, default: str) -> str:

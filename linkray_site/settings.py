@@ -34,6 +34,7 @@ ENV = os.environ
 
 DATA_DIR = Path(env_str(ENV, "LINKRAY_DATA_DIR", str(BASE_DIR / "data"))).expanduser().resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
+(DATA_DIR / "static").mkdir(exist_ok=True)  # STATIC_ROOT: whitenoise warns when it is missing
 
 
 def _kept_secret(env_name: str, file_name: str) -> str:
@@ -85,6 +86,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "accounts.cookies.SecureCookiesOverTlsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -107,7 +110,10 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.access.rights_context",
             ],
+            # `|sitetime`: the one time format of every page, in TIME_ZONE.
+            "builtins": ["gateway.templatetags.site_time"],
         },
     },
 ]
@@ -162,16 +168,39 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Each meter keeps its own interval: the task polls only the meters that are due.
     "meters-poll-due": {"task": "meters.poll_due", "schedule": 1.0, "options": {"expires": 2.0}},
     "meters-prune-history": {"task": "meters.prune_history", "schedule": 3600.0},
+    "audit-prune": {"task": "audit.prune", "schedule": 3600.0},
+    # Every second; the task itself keeps the site's control period (balancing.tasks).
+    "balancing-run-cycle": {"task": "balancing.run_cycle", "schedule": 1.0, "options": {"expires": 2.0}},
 }
 CELERY_TIMEZONE = "UTC"
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- People, login and the audit log ---------------------------------------------------------
+# Login throttle per client address: after this many failures within the window, each further
+# failure doubles the wait (from LINKRAY_LOGIN_DELAY_S up to LINKRAY_LOGIN_MAX_DELAY_S); attempts
+# while waiting are answered 429.
+LINKRAY_LOGIN_MAX_FAILURES = env_int(ENV, "LINKRAY_LOGIN_MAX_FAILURES", 5, minimum=1)
+LINKRAY_LOGIN_WINDOW_S = env_float(ENV, "LINKRAY_LOGIN_WINDOW_S", 900.0, minimum=1)
+LINKRAY_LOGIN_DELAY_S = env_float(ENV, "LINKRAY_LOGIN_DELAY_S", 5.0, minimum=0.1)
+LINKRAY_LOGIN_MAX_DELAY_S = env_float(ENV, "LINKRAY_LOGIN_MAX_DELAY_S", 900.0, minimum=0.1)
+# Cookies are Secure on every request that came over TLS (accounts.cookies). Behind a TLS proxy:
+# LINKRAY_SECURE_COOKIES=true marks them Secure always; LINKRAY_TLS_PROXY_HEADER=true trusts the
+# proxy's X-Forwarded-Proto (only when the proxy sets or strips it for every request).
+LINKRAY_SECURE_COOKIES = env_bool(ENV, "LINKRAY_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = LINKRAY_SECURE_COOKIES
+if env_bool(ENV, "LINKRAY_TLS_PROXY_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Audit entries older than this are pruned (hourly).
+LINKRAY_AUDIT_RETENTION_DAYS = env_float(ENV, "LINKRAY_AUDIT_RETENTION_DAYS", 365, minimum=1)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str(ENV, "LINKRAY_TIME_ZONE", "UTC")
@@ -180,6 +209,15 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# whitenoise: hashed, gzip-compressed files cached for a year; `serve` collects them on start
+# (linkray_site/static_files.py). Until collected, files are served from the apps' folders.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "linkray_site.static_files.StaticStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_MAX_AGE = 3600  # unhashed names only; hashed names are immutable (one year)
 
 # --- Gateway -------------------------------------------------------------------------
 # The back office's OCPP base URL; each charger's leg goes to <this>/<chargeBoxId>.
@@ -240,6 +278,20 @@ LINKRAY_METER_CONFIG_RELOAD_S = env_float(ENV, "LINKRAY_METER_CONFIG_RELOAD_S", 
 LINKRAY_METER_HISTORY_BUCKET_S = env_int(ENV, "LINKRAY_METER_HISTORY_BUCKET_S", 10, minimum=1)
 LINKRAY_METER_HISTORY_RETENTION_H = env_float(ENV, "LINKRAY_METER_HISTORY_RETENTION_H", 48.0, minimum=1)
 
+# --- Balancing (site limits, per-charger settings and the control period live in the database)
+# An increase is sent at most this often per charger; reductions go out at once.
+LINKRAY_BALANCING_INCREASE_INTERVAL_S = env_float(ENV, "LINKRAY_BALANCING_INCREASE_INTERVAL_S", 5.0, minimum=0)
+# Changes smaller than this are not sent (no flooding, no oscillation); pause/resume always are.
+LINKRAY_BALANCING_DEADBAND_A = env_float(ENV, "LINKRAY_BALANCING_DEADBAND_A", 1.0, minimum=0)
+# Fairness and stability of the allocation (balancing.allocation): a charger that has run this long
+# yields to one waiting; a car drawing well under its limit this long after a raise lends the
+# rest; a charger paused this recently stays paused (no on/off when capacity hovers at a minimum).
+LINKRAY_BALANCING_ROTATION_PERIOD_S = env_float(ENV, "LINKRAY_BALANCING_ROTATION_PERIOD_S", 900.0, minimum=1)
+LINKRAY_BALANCING_LEND_AFTER_S = env_float(ENV, "LINKRAY_BALANCING_LEND_AFTER_S", 60.0, minimum=0)
+LINKRAY_BALANCING_RESUME_AFTER_S = env_float(ENV, "LINKRAY_BALANCING_RESUME_AFTER_S", 30.0, minimum=0)
+# How long a charger may take to answer LinkRay's SetChargingProfile before it counts as not controllable.
+LINKRAY_BALANCING_CALL_TIMEOUT_S = env_float(ENV, "LINKRAY_BALANCING_CALL_TIMEOUT_S", 10.0, minimum=0.1)
+
 # --- Process tuning (bench/relay.py measures these) ------------------------------------------
 LINKRAY_EVENT_LOOP = env_choice(ENV, "LINKRAY_EVENT_LOOP", "uvloop", ("uvloop", "asyncio"))
 
@@ -260,6 +312,13 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         "websockets": {"level": "WARNING"},
         "pymodbus": {"level": "WARNING"},
+        # pymodbus logs everything through "pymodbus.logging", and below DEBUG it appends hex
+        # dumps of the last frames (">>>>> send: 0x7 0x4 ...") to every error line: one per
+        # failed poll, every second. meters.poller logs each failure once per change of reason,
+        # so pymodbus's own lines show only with LINKRAY_LOG_LEVEL=debug. It is set here, not
+        # in an AppConfig.ready(): asgi.py's get_asgi_application() runs django.setup() again,
+        # and that second dictConfig resets every logger it does not name (the old cause).
+        "pymodbus.logging": {"level": "WARNING" if LINKRAY_LOG_LEVEL == "DEBUG" else "CRITICAL"},
         "django.channels.server": {"level": "WARNING"},
     },
 }
@@ -271,6 +330,8 @@ LINKRAY_EMBEDDED_TASKS = [
     "gateway.runtime.run_journal_pruning",
     "meters.loop.run_meter_polling",
     "meters.loop.run_history_pruning",
+    "audit.retention.run_audit_pruning",
+    "balancing.loop.run_balancing",
 ]
 
 # The first run creates an "admin" user; its password is this, or generated and written to

@@ -1,11 +1,13 @@
 from django.contrib import admin
 
+from accounts.admin import RightsAdminMixin
+
 from meters.forms import MeterForm
 from meters.models import Meter, MeterHistory
 
 
 @admin.register(Meter)
-class MeterAdmin(admin.ModelAdmin):
+class MeterAdmin(RightsAdminMixin, admin.ModelAdmin):
     form = MeterForm  # the same validation as the meters page (model from the catalog, line checks)
     list_display = ("name", "model_key", "role", "transport", "unit_id", "poll_interval_s", "enabled")
     list_filter = ("role", "transport", "enabled")
@@ -13,7 +15,8 @@ class MeterAdmin(admin.ModelAdmin):
 
 
 @admin.register(MeterHistory)
-class MeterHistoryAdmin(admin.ModelAdmin):
+class MeterHistoryAdmin(RightsAdminMixin, admin.ModelAdmin):
+    change_right = add_right = delete_right = None
     list_display = ("meter", "start_at", "samples")
     list_filter = ("meter",)
     date_hierarchy = "start_at"

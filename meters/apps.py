@@ -1,7 +1,4 @@
-import logging
-
 from django.apps import AppConfig
-from django.conf import settings
 
 
 class MetersConfig(AppConfig):
@@ -13,8 +10,4 @@ class MetersConfig(AppConfig):
         from meters.catalog import reload_catalog
 
         reload_catalog()
-        if settings.LINKRAY_LOG_LEVEL != "DEBUG":
-            # meters.polling turns every Modbus failure into one structured warning per change
-            # of reason; pymodbus would add error lines with hex dumps on every failed poll
-            # (every second for a meter that is gone). LINKRAY_LOG_LEVEL=debug shows them.
-            logging.getLogger("pymodbus.logging").setLevel(logging.CRITICAL)
+        # pymodbus's own log lines are silenced by settings.LOGGING ("pymodbus.logging").

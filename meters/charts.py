@@ -3,6 +3,7 @@ chart library from a CDN). Pure: points in, coordinates and labels out."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -48,9 +49,7 @@ def history_chart(
     plot_bottom = height - _MARGIN_BOTTOM
     if not values:
         return Chart(width, height, (), (), (), unit, True, plot_bottom=plot_bottom)
-    low, high = min(0.0, *values), max(0.0, *values)
-    if high - low < 1e-9:
-        high = low + 1.0
+    low, high, tick_step = nice_axis(min(0.0, *values), max(0.0, *values))
     span_s = max((end_at - start_at).total_seconds(), 1.0)
 
     def x(at: datetime) -> float:
@@ -68,14 +67,74 @@ def history_chart(
             lower = [f"{x(p.start_at)},{y(p.minimum)}" for p in reversed(run)]
             bands.append(" ".join(upper + lower))
         drawn.append(Series(name, COLORS[index % len(COLORS)], tuple(lines), tuple(bands)))
-    y_ticks = tuple((y(low + (high - low) * i / 4), f"{low + (high - low) * i / 4:.4g}") for i in range(5))
-    first_hour = start_at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    x_ticks = tuple(
-        (x(first_hour + timedelta(hours=h)), f"{(first_hour + timedelta(hours=h)):%H:%M}")
-        for h in range(0, int(span_s // 3600) + 1, 3)
-        if first_hour + timedelta(hours=h) <= end_at
+    scale, prefix = si_scale(max(abs(low), abs(high)))
+    tick_count = round((high - low) / tick_step)
+    y_ticks = tuple(
+        (y(low + tick_step * i), f"{_plain_number((low + tick_step * i) / scale)} {prefix}{unit}") for i in range(tick_count + 1)
     )
-    return Chart(width, height, tuple(drawn), y_ticks, x_ticks, unit, False, plot_bottom=plot_bottom)
+    x_ticks = tuple((x(at), f"{at:%H:%M}") for at in time_ticks(start_at, end_at))
+    return Chart(width, height, tuple(drawn), y_ticks, x_ticks, f"{prefix}{unit}", False, plot_bottom=plot_bottom)
+
+
+_NICE_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
+_SI_PREFIXES = ((1e9, "G"), (1e6, "M"), (1e3, "k"))
+_TIME_TICK_STEPS_MIN = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360)
+
+
+def nice_axis(low: float, high: float, ticks: int = 4) -> tuple[float, float, float]:
+    """(low, high, step) widened to round numbers (1, 2, 2.5 or 5 times a power of ten), so
+    the axis reads 0, 2.5, 5, 7.5, 10 rather than 0, 2.493, 4.986..."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return 0.0, 1.0, 0.25
+    if high - low < 1e-9:
+        high = low + 1.0
+    raw = (high - low) / ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(nice * magnitude for nice in _NICE_STEPS if nice * magnitude >= raw * (1 - 1e-9))
+    return math.floor(low / step + 1e-9) * step, math.ceil(high / step - 1e-9) * step, step
+
+
+def si_scale(largest: float) -> tuple[float, str]:
+    """(divisor, prefix) so that the largest value reads with at most three digits: W -> kW -> MW."""
+    for scale, prefix in _SI_PREFIXES:
+        if largest >= scale:
+            return scale, prefix
+    return 1.0, ""
+
+
+def _plain_number(value: float) -> str:
+    """At most three decimals, no exponent, no trailing zeros: 2.5, 10, 0.125."""
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def time_ticks(start_at: datetime, end_at: datetime, most: int = 8) -> list[datetime]:
+    """Round clock times across the window, at most `most` of them: every 5 min for a fresh
+    meter's quarter hour, every 3 h for a full day."""
+    span_min = max((end_at - start_at).total_seconds() / 60, 1.0)
+    step_min = next((step for step in _TIME_TICK_STEPS_MIN if span_min / step <= most), _TIME_TICK_STEPS_MIN[-1])
+    midnight = start_at.replace(hour=0, minute=0, second=0, microsecond=0)
+    minutes = math.ceil((start_at - midnight).total_seconds() / 60 / step_min) * step_min
+    ticks = []
+    at = midnight + timedelta(minutes=minutes)
+    while at <= end_at:
+        ticks.append(at)
+        at += timedelta(minutes=step_min)
+    return ticks
+
+
+MIN_WINDOW_S = 15 * 60
+_CHART_STEPS_S = (10, 30, 60, 120, 300)
+
+
+def chart_window(first_at: datetime | None, now: datetime, max_span_s: int = 86400, points: int = 300) -> tuple[datetime, int]:
+    """(start of the chart, seconds per point): the window fits the data (a meter added ten
+    minutes ago fills the chart instead of a sliver of a day), at least 15 minutes, at most
+    `max_span_s`; the step keeps about `points` points across it."""
+    span_s = max_span_s if first_at is None else (now - first_at).total_seconds()
+    span_s = min(max(span_s, MIN_WINDOW_S), max_span_s)
+    step_s = next((step for step in _CHART_STEPS_S if span_s / step <= points), _CHART_STEPS_S[-1])
+    return now - timedelta(seconds=span_s), step_s
 
 
 def _runs(points: list[ChartPoint], step_s: int) -> list[list[ChartPoint]]:

@@ -2,13 +2,10 @@ import re
 
 from django import forms
 
+from linkray_site.addresses import host_problem
 from meters.catalog import catalog
 from meters.models import Meter
 
-_HOST = re.compile(
-    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-    r"|^\[?[0-9A-Fa-f:.]+\]?$"
-)
 _SERIAL_PORT = re.compile(r"^/[^\s]+$|^COM\d{1,3}$|^(?:rfc2217|socket)://[^\s/]+:\d{1,5}$")
 
 
@@ -52,8 +49,9 @@ class MeterForm(forms.ModelForm):
 
     def clean_host(self) -> str:
         host = self.cleaned_data["host"].strip()
-        if host and (len(host) > 253 or not _HOST.match(host)):
-            raise forms.ValidationError("Enter a host name or an IP address, without port or scheme.")
+        problem = host_problem(host) if host else None
+        if problem is not None:
+            raise forms.ValidationError(problem)
         return host
 
     def clean_serial_port(self) -> str:

@@ -42,7 +42,12 @@ def poll_due_meters_task() -> int:
     with _lock:
         if _runner is None:
             _runner = asyncio.Runner()
-        return _runner.run(_poll_due())
+        polled = _runner.run(_poll_due())
+    if polled:
+        from balancing.tasks import request_cycle_if_over_limit
+
+        request_cycle_if_over_limit()  # balancing reacts to an over-limit reading at once
+    return polled
 
 
 @shared_task(name="meters.prune_history")

@@ -9,45 +9,56 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from accounts.access import right_required
+from accounts.roles import ADMINISTER, VIEW_SITE
+from audit.services import changed, record
 from linkray_site.htmx import render_page_or_partial
 from meters import selectors
 from meters.catalog import catalog
-from meters.charts import history_table, meter_charts
+from meters.charts import chart_window, history_table, meter_charts
 from meters.forms import MeterForm
 from meters.models import Meter
 
-CHART_STEP_S = 300
 TABLE_STEP_S = 3600
 
 
-@login_required
+@right_required(VIEW_SITE)
 @require_http_methods(["GET"])
 def meter_list(request):
     context = {"rows": selectors.meter_rows(timezone.now()), "map_errors": catalog().errors}
     return render_page_or_partial(request, "meters/list.html", "meters/_list_live.html", context)
 
 
-@login_required
+@right_required(ADMINISTER)
 @require_http_methods(["GET", "POST"])
 def meter_add(request):
     return _edit(request, Meter())
 
 
-@login_required
+@right_required(ADMINISTER)
 @require_http_methods(["GET", "POST"])
 def meter_edit(request, meter_id: int):
     return _edit(request, get_object_or_404(Meter, pk=meter_id))
 
 
+def meter_audit_fields(meter: Meter) -> dict:
+    return {name: getattr(meter, name) for name in MeterForm.Meta.fields}
+
+
 def _edit(request, meter: Meter):
+    creating = meter.pk is None
+    before = None if creating else meter_audit_fields(meter)
     form = MeterForm(request.POST or None, instance=meter)
     if request.method == "POST" and form.is_valid():
         meter = form.save()
+        before, after = changed(before, meter_audit_fields(meter))
+        if after is not None:
+            action = "meter.create" if creating else "meter.update"
+            record(request.principal, action, f"meter:{meter.pk} {meter.name}", before=before, after=after)
         messages.success(request, f"Meter {meter.name} saved; polling picks it up within a few seconds.")
         return redirect("meter-detail", meter_id=meter.pk)
     defaults = {
@@ -64,17 +75,20 @@ def _edit(request, meter: Meter):
     return render(request, "meters/form.html", {"form": form, "meter": meter, "defaults": defaults}, status=status)
 
 
-@login_required
+@right_required(ADMINISTER)
 @require_http_methods(["POST"])
 def meter_delete(request, meter_id: int):
     meter = get_object_or_404(Meter, pk=meter_id)
     name = meter.name
+    before = meter_audit_fields(meter)
+    target = f"meter:{meter.pk} {name}"
     meter.delete()
+    record(request.principal, "meter.delete", target, before=before)
     messages.success(request, f"Meter {name} deleted.")
     return redirect("meter-list")
 
 
-@login_required
+@right_required(VIEW_SITE)
 @require_http_methods(["GET"])
 def meter_detail(request, meter_id: int):
     meter = get_object_or_404(Meter, pk=meter_id)
@@ -85,8 +99,9 @@ def meter_detail(request, meter_id: int):
     since = now - timedelta(hours=24)
     buckets = selectors.meter_history(meter.pk, since)
     phases = selectors.meter_phases(meter)
+    chart_start, chart_step_s = chart_window(buckets[0][0] if buckets else None, now)
     current_chart, power_chart = meter_charts(
-        buckets, phases, timezone.localtime(since), timezone.localtime(now), CHART_STEP_S
+        buckets, phases, timezone.localtime(chart_start), timezone.localtime(now), chart_step_s
     )
     context = {
         "row": row,
@@ -95,5 +110,6 @@ def meter_detail(request, meter_id: int):
         "table": history_table(buckets, phases, TABLE_STEP_S),
         "phases": [phase.upper() for phase in phases],
         "bucket_count": len(buckets),
+        "chart_start": chart_start,
     }
     return render_page_or_partial(request, "meters/detail.html", "meters/_detail_live.html", context)

@@ -351,6 +351,17 @@ class SimulatedCharger:
         handle = asyncio.get_running_loop().call_later(self.reaction_delay_s, obey)
         self._timers.add(handle)
 
+    def calls_received(self, action: str) -> list[dict]:
+        """The payloads (as on the wire, camelCase) of every CALL of `action` this charger
+        received, in order: what LinkRay or the CSMS asked of it."""
+        payloads = []
+        for direction, raw in self.log:
+            if direction != "in" or not _is_call_of(raw, (action,)):
+                continue
+            payload = json.loads(raw)[3]
+            payloads.append(payload if isinstance(payload, dict) else {})
+        return payloads
+
     def get_configuration(self, keys: list[str] | None) -> tuple[list[dict], list[str]]:
         keys = keys or list(self.configuration)
         known = [{"key": key, "readonly": False, "value": self.configuration[key]} for key in keys if key in self.configuration]

@@ -112,11 +112,16 @@ class GridMeter:
         """Signed net current per site phase now (import positive)."""
         base = self._resolve(self.base_load_a)
         pv = self._resolve(self.pv_feed_in_a)
-        net = {phase: base[phase] - pv[phase] for phase in SITE_PHASES}
+        charging = self.charging_current_a()
+        return {phase: base[phase] - pv[phase] + charging[phase] for phase in SITE_PHASES}
+
+    def charging_current_a(self) -> dict[str, float]:
+        """Per site phase, what the chargers draw now (no base load, no PV)."""
+        total = dict.fromkeys(SITE_PHASES, 0.0)
         for charger in self.chargers:
             for phase, current_a in charger.current_draw_a().items():
-                net[phase] += current_a
-        return net
+                total[phase] += current_a
+        return total
 
     def values(self) -> dict[str, float]:
         """The meter's quantities now, as meters.simulator encodes them."""

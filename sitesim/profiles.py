@@ -218,6 +218,10 @@ class ProfileStore:
     def copy(self) -> ProfileStore:
         return ProfileStore(copy.copy(self.profiles))
 
+    def find(self, charging_profile_id: int) -> ChargingProfile | None:
+        """The installed profile with this chargingProfileId, or None (ids are unique)."""
+        return next((p for p in self.profiles if p.charging_profile_id == charging_profile_id), None)
+
     def install(
         self, profile: ChargingProfile, electrics: Electrics, *, active_transaction_id: int | None
     ) -> tuple[str, str]:

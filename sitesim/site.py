@@ -166,6 +166,10 @@ class Site:
         """The signed net current per site phase now, as the meter would read it."""
         return self.meter.grid_current_a()
 
+    def charging_current_a(self) -> dict[str, float]:
+        """Per site phase, what the chargers draw now (the grid current without base load and PV)."""
+        return self.meter.charging_current_a()
+
     def energy_delivered_wh(self) -> dict[str, float]:
         """Per charger, the energy of its current (or last) transaction."""
         return {charger.charge_box_id: charger.energy_delivered_wh for charger in self.chargers}

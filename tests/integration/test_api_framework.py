@@ -64,7 +64,59 @@ def test_a_session_write_without_the_csrf_token_is_refused():
     client.force_login(user)
     response = client.post("/api/chargers/CP1/calls", {"action": "Reset"}, content_type="application/json")
     assert response.status_code == 403
+    assert "X-CSRFToken" in response.json()["error"]  # says what to send
     assert client.get("/api/chargers").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("post", "/api/chargers/CP1/calls"), ("put", "/api/site"), ("put", "/api/site/setpoint"), ("delete", "/api/tokens/1")],
+)
+def test_an_anonymous_write_without_any_cookie_is_401_not_a_csrf_refusal(method, path):
+    client = Client(enforce_csrf_checks=True)  # as a script or curl without credentials calls it
+    response = getattr(client, method)(path, {}, content_type="application/json")
+    assert response.status_code == 401
+    assert response.json() == {"error": "authentication required"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("post", "/api/tokens", {"name": "ems\x00", "role": "setpoint"}, "name"),
+        ("post", "/api/chargers/CP1/calls", {"action": "DataTransfer", "payload": {"vendorId": "a\x00"}}, "payload"),
+        ("get", "/api/audit", {"actor": "\x00"}, "actor"),
+    ],
+)
+def test_text_with_a_nul_character_is_400_for_that_field(method, path, body, field):
+    # PostgreSQL (scale-out) refuses NUL in any text: it must never reach a query.
+    client = Client()
+    if method == "get":
+        response = client.get(path, body, **bearer())
+    else:
+        response = getattr(client, method)(path, body, content_type="application/json", **bearer())
+    assert response.status_code == 400, response.content
+    assert response.json()["fields"][field] == "must not contain NUL characters", response.content
+
+
+def test_a_value_the_database_refuses_is_400_not_500(monkeypatch):
+    from django.db import DataError
+
+    from gateway import selectors
+
+    def refuse(charge_box_id):
+        raise DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+
+    monkeypatch.setattr(selectors, "charger_detail", refuse)
+    response = Client().get("/api/chargers/CP%001", **bearer())
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid input"
+
+
+@pytest.mark.parametrize("path", ["/api/nothing-here", "/api/chargers/a/b/c", "/api/chargers/a%2Fb"])
+def test_a_path_under_api_that_names_no_operation_is_a_json_404(path):
+    response = Client().get(path, **bearer())
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json") and "error" in response.json()
 
 
 def test_a_viewer_reads_but_cannot_send_calls():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.contrib.auth.models import Group
 from django.test import override_settings
 
 from meters.catalog import SHIPPED_MAPS_DIR, catalog, load_catalog, reload_catalog
@@ -68,7 +69,9 @@ def test_broken_custom_maps_are_listed_and_skipped(maps_dir, caplog):
 
 def test_the_meters_page_lists_broken_custom_maps(maps_dir, client, django_user_model, db):
     (maps_dir / "typo.json").write_text('{"key": "typo"}')
-    client.force_login(django_user_model.objects.create(username="installer"))
+    installer = django_user_model.objects.create(username="installer")
+    installer.groups.add(Group.objects.get(name="administrator"))
+    client.force_login(installer)
     with override_settings(LINKRAY_METER_MAPS_DIR=maps_dir):
         reload_catalog()
         html = client.get("/meters/").content.decode()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from gateway.state import Phases
@@ -43,7 +44,10 @@ def fresh_live_store():
 
 @pytest.fixture
 def client(client, django_user_model):
-    client.force_login(django_user_model.objects.create(username="installer"))
+    # Adding and editing meters needs the administrator role.
+    installer = django_user_model.objects.create(username="installer")
+    installer.groups.add(Group.objects.get(name="administrator"))
+    client.force_login(installer)
     return client
 
 
@@ -70,7 +74,7 @@ def test_an_empty_list_invites_to_add_the_grid_meter(client):
     response = client.get("/meters/")
     assert response.status_code == 200
     assert "Add the grid meter" in response.content.decode()
-    assert 'hx-trigger="every 2s"' in response.content.decode()
+    assert 'hx-trigger="every 2s [!document.hidden]' in response.content.decode()
 
 
 def test_the_list_shows_live_values_and_each_meter_state(client):
@@ -117,7 +121,9 @@ def test_adding_a_serial_meter(client):
     [
         ({"transport": "rtu", "host": ""}, "serial_port", "needs its port"),
         ({"host": ""}, "host", "needs the host name"),
-        ({"host": "http://meter:502"}, "host", "host name or an IP address"),
+        ({"host": "http://meter:502"}, "host", "without ws://, tcp:// or any other scheme"),
+        ({"host": "127.0.0.1:5020"}, "host", "Enter the port (5020) in the Port field, and here only the host: 127.0.0.1."),
+        ({"host": "m" * 254}, "host", "at most 253 characters"),
         ({"unit_id": "0"}, "unit_id", "greater than or equal to 1"),
         ({"unit_id": "248"}, "unit_id", "less than or equal to 247"),
         ({"port": "70000"}, "port", "less than or equal to 65535"),

@@ -310,3 +310,23 @@ async def test_a_charging_session_goes_through_the_statuses_and_meters_its_energ
     stop = site.csms.calls_received("CP-LIFE", "StopTransaction")[0]
     assert stop["meterStop"] == int(charger.energy_register_wh) and charger.energy_delivered_wh > 0
     assert "Heartbeat" in site.csms.actions_received("CP-LIFE")
+
+
+async def test_a_charger_keeps_the_calls_it_received_and_the_site_sums_what_its_chargers_draw(csms_site):
+    one = SimulatedCharger("CP-SUM-1", kind="ac1", phases=("L2",), max_current_a=10, reaction_delay_s=0)
+    three = SimulatedCharger("CP-SUM-3", kind="ac3", max_current_a=16, reaction_delay_s=0)
+    site = await csms_site(one, three, base_load_a=(5.0, 5.0, 5.0))
+    await one.plug_in(20_000)
+    await three.plug_in(20_000)
+    await site.csms.send("CP-SUM-3", call.GetConfiguration(key=["ChargeProfileMaxStackLevel"]))
+    await site.csms.set_charging_profile("CP-SUM-3", 0, schedule_profile(77, 12.0, purpose=CHARGE_POINT_MAX, stack_level=3))
+    await wait_for(lambda: three.draw_a == 12 and one.draw_a == 10, 5, "both drawing")
+
+    assert three.calls_received("GetConfiguration") == [{"key": ["ChargeProfileMaxStackLevel"]}]
+    assert [p["csChargingProfiles"]["chargingProfileId"] for p in three.calls_received("SetChargingProfile")] == [77]
+    assert one.calls_received("SetChargingProfile") == []
+    installed = three.profiles.find(77)
+    assert (installed.purpose, installed.stack_level, installed.periods[0].limit, installed.rate_unit) == (CHARGE_POINT_MAX, 3, 12.0, "A")
+    assert three.profiles.find(78) is None
+    assert site.charging_current_a() == {"L1": 12.0, "L2": 22.0, "L3": 12.0}
+    assert site.grid_current_a() == {"L1": 17.0, "L2": 27.0, "L3": 17.0}

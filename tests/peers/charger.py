@@ -114,10 +114,30 @@ class ChargerPeer(ChargePoint):
         return call_result.RemoteStopTransaction(status="Accepted")
 
 
+    @on(Action.reset)
+    async def on_reset(self, type):  # noqa: A002 - the OCPP field's name
+        await self._gate()
+        self.requests.append(("Reset", {"type": type}))
+        return call_result.Reset(status="Accepted")
+
+    @on(Action.unlock_connector)
+    async def on_unlock_connector(self, connector_id):
+        await self._gate()
+        self.requests.append(("UnlockConnector", {"connector_id": connector_id}))
+        return call_result.UnlockConnector(status="Unlocked")
+
+    @on(Action.change_availability)
+    async def on_change_availability(self, connector_id, type):  # noqa: A002
+        await self._gate()
+        self.requests.append(("ChangeAvailability", {"connector_id": connector_id, "type": type}))
+        return call_result.ChangeAvailability(status="Accepted")
+
+
 class ConnectedCharger:
     """A ChargerPeer with its socket and reader task; use as an async context manager."""
 
-    def __init__(self, url: str, charge_box_id: str, *, headers=None, subprotocols=("ocpp1.6",)):
+    def __init__(self, url: str, charge_box_id: str, *, headers=None, subprotocols=("ocpp1.6",), peer_class=None):
+        self.peer_class = peer_class or ChargerPeer
         self.url = url.rstrip("/") + "/" + charge_box_id
         self.charge_box_id = charge_box_id
         self.headers = headers
@@ -133,7 +153,7 @@ class ConnectedCharger:
         self.websocket = await websockets.connect(
             self.url, subprotocols=self.subprotocols, additional_headers=self.headers, compression=None, open_timeout=20
         )
-        self.peer = ChargerPeer(self.charge_box_id, RecordingConnection(self.websocket, self.received, self.sent, self.log), response_timeout=20)
+        self.peer = self.peer_class(self.charge_box_id, RecordingConnection(self.websocket, self.received, self.sent, self.log), response_timeout=20)
         self.peer.setup()
         self._task = asyncio.create_task(self._run())
         return self

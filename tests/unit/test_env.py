@@ -216,16 +216,30 @@ def test_a_ws_or_wss_url_with_a_host_is_accepted(value):
     [
         ("http://csms.example/ocpp", "ws:// or wss://"),
         ("csms.example/ocpp", "ws:// or wss://"),
-        ("ws://", "with a host"),
-        ("ws:///ocpp", "with a host"),
-        ("wss://csms.example/ocpp?token=1", "query or fragment"),
-        ("ws://csms.example/ocpp#x", "query or fragment"),
+        ("ws://", "the host is missing"),
+        ("ws:///ocpp", "the host is missing"),
+        ("wss://csms.example/ocpp?token=1", "without ?query or #fragment"),
+        ("ws://csms.example/ocpp#x", "without ?query or #fragment"),
+        ("ws://bad host/x", "cannot contain spaces"),
     ],
 )
 def test_a_bad_csms_url_stops_startup_naming_the_variable(value, complaint):
     with raises_naming(NAME, value) as caught:
         env_ws_url({NAME: value}, NAME)
     assert complaint in str(caught.value)
+
+
+def test_a_3000_character_host_is_refused_and_the_message_stays_readable():
+    with pytest.raises(EnvError) as caught:
+        env_ws_url({NAME: "ws://" + "a" * 3000 + "/x"}, NAME)
+    assert str(caught.value).startswith(f"{NAME}='ws://aaa")
+    assert "at most 253 characters" in str(caught.value) and len(str(caught.value)) < 300
+
+
+def test_a_bad_csms_url_says_what_to_enter_in_words():
+    with pytest.raises(EnvError) as caught:
+        env_ws_url({NAME: "notaurl"}, NAME)
+    assert str(caught.value) == f"{NAME}='notaurl': Enter a ws:// or wss:// address, e.g. wss://csms.example.com/ocpp."
 
 
 def test_validate_ws_url_names_url_when_no_variable_is_given():

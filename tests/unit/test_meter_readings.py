@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.state import Phases
-from meters.charts import history_chart, history_table
+from meters.charts import chart_window, history_chart, history_table, nice_axis, time_ticks
 from meters.readings import (
     ChartPoint,
     HistoryAccumulator,
@@ -112,8 +113,8 @@ def test_the_chart_fits_its_box_and_breaks_at_gaps():
     assert not chart.empty and len(chart.series[0].lines) == 2  # the 4-hour hole is a gap
     coordinates = [tuple(map(float, pair.split(","))) for line in chart.series[0].lines for pair in line.split()]
     assert all(chart.plot_left <= x <= chart.width and 0 <= y <= chart.plot_bottom for x, y in coordinates)
-    assert chart.y_ticks[0][1] == "0" and chart.y_ticks[-1][1] == "25"
-    assert len(chart.x_ticks) == 8
+    assert [label for _, label in chart.y_ticks] == ["0 A", "10 A", "20 A", "30 A"]
+    assert len(chart.x_ticks) == 8 and all(label.endswith(("00:00", "3:00", "6:00", "9:00", "2:00", "5:00", "8:00", "1:00")) for _, label in chart.x_ticks)
     assert history_chart({"L1": []}, start, AT, 300, "A").empty
 
 
@@ -123,3 +124,43 @@ def test_the_history_table_is_hourly_newest_first():
     rows = history_table(buckets, ("l1",), 3600)
     assert [row.start_at.hour for row in rows] == [11, 10]
     assert rows[0].power.average == 2500.0 and rows[0].currents[0].average == 1.0
+
+
+def test_the_power_axis_reads_in_kilowatts_without_exponents():
+    start = AT - timedelta(hours=1)
+    points = [ChartPoint(start + timedelta(minutes=5 * i), 9_970_000.0 * i / 11, 0.0, 9_970_000.0 * i / 11) for i in range(12)]
+    chart = history_chart({"total": points}, start, AT, 300, "W")
+    labels = [label for _, label in chart.y_ticks]
+    assert labels == ["0 MW", "2.5 MW", "5 MW", "7.5 MW", "10 MW"]
+    assert not any("e+" in label or "e-" in label for label in labels) and chart.unit == "MW"
+
+
+def test_a_small_site_power_axis_reads_in_kilowatts():
+    start = AT - timedelta(hours=1)
+    points = [ChartPoint(start + timedelta(minutes=5 * i), 11_040.0, 0.0, 22_080.0) for i in range(12)]
+    assert [label for _, label in history_chart({"total": points}, start, AT, 300, "W").y_ticks][-1] == "30 kW"
+
+
+@given(st.floats(-1e9, 1e9), st.floats(-1e9, 1e9))
+def test_nice_axes_hold_every_value_with_round_steps(a, b):
+    low, high = min(a, b, 0.0), max(a, b, 0.0)
+    axis_low, axis_high, step = nice_axis(low, high)
+    assert axis_low <= low + step * 1e-6 and axis_high >= high - step * 1e-6  # within a millionth of a step
+    assert 1 <= round((axis_high - axis_low) / step) <= 8
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert any(abs(mantissa - nice) < 1e-6 for nice in (1, 2, 2.5, 5))
+
+
+def test_a_fresh_meters_chart_window_fits_its_data_not_a_whole_day():
+    start, step_s = chart_window(AT - timedelta(minutes=40), AT)
+    assert (AT - start, step_s) == (timedelta(minutes=40), 10)
+    start, step_s = chart_window(AT - timedelta(minutes=2), AT)
+    assert AT - start == timedelta(minutes=15)  # at least a quarter hour
+    start, step_s = chart_window(AT - timedelta(days=3), AT)
+    assert (AT - start, step_s) == (timedelta(hours=24), 300)
+    assert chart_window(None, AT)[0] == AT - timedelta(hours=24)
+
+
+def test_time_ticks_are_round_clock_times_suited_to_the_window():
+    ticks = time_ticks(datetime(2026, 1, 1, 10, 3, tzinfo=UTC), datetime(2026, 1, 1, 10, 43, tzinfo=UTC))
+    assert [f"{tick:%H:%M}" for tick in ticks] == ["10:05", "10:10", "10:15", "10:20", "10:25", "10:30", "10:35", "10:40"]

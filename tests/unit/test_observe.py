@@ -20,6 +20,7 @@ from gateway.observe import (
     authorization_effects_of,
     observe_charger_call,
     observe_charger_exchange,
+    observe_local_charger_exchange,
     observe_csms_exchange,
 )
 from gateway.state import ChargerState, InstalledProfile, Phases, Transaction
@@ -351,7 +352,7 @@ def test_a_start_transaction_request_alone_opens_no_transaction():
     assert state.transactions == {}
 
 
-def test_the_csms_answer_with_a_transaction_id_opens_the_transaction():
+def test_the_csms_answer_with_a_transaction_id_opens_the_transaction_under_the_csms_id():
     state = new_state()
     effects = charger_exchange(state, "StartTransaction", START, {"transactionId": 77, "idTagInfo": {"status": "Accepted"}})
     transaction = Transaction(
@@ -360,12 +361,21 @@ def test_the_csms_answer_with_a_transaction_id_opens_the_transaction():
         id_tag="TAG1",
         meter_start_wh=1200,
         started_at=EARLIER_AT,
-        csms_transaction_id=None,
+        csms_transaction_id=77,
         id_tag_status="Accepted",
     )
     assert state.transactions == {77: transaction}
     assert TransactionStarted(transaction) in effects
     assert AuthorizationSeen("TAG1", "Accepted", None, "") in effects
+
+
+def test_a_start_linkray_answered_itself_has_no_csms_id_yet():
+    state = new_state()
+    call = build_call("c1", "StartTransaction", START)
+    answer = build_call_result("c1", {"transactionId": 2_000_000_001, "idTagInfo": {"status": "Accepted"}})
+    effects = observe_local_charger_exchange(state, call, answer, NOW)
+    assert state.transactions[2_000_000_001].csms_transaction_id is None
+    assert [effect.transaction.csms_transaction_id for effect in effects if isinstance(effect, TransactionStarted)] == [None]
 
 
 def test_a_start_answer_without_transaction_id_opens_nothing_but_still_reports_the_id_tag():

@@ -293,6 +293,24 @@ async def test_a_linkray_call_returns_the_charger_answer_payload_and_never_reach
     assert rig.directions() == [LINKRAY_TO_CHARGER, CHARGER_TO_LINKRAY]
 
 
+async def test_the_model_learns_linkray_s_accepted_profile_and_the_charger_s_smart_charging_keys():
+    rig = Rig()
+    task = asyncio.create_task(rig.session.call("GetConfiguration", {"key": ["ChargeProfileMaxStackLevel"]}))
+    sent = await own_call_sent(rig)
+    answer = {"configurationKey": [{"key": "ChargeProfileMaxStackLevel", "value": "6"}, {"key": "ChargingScheduleAllowedChargingRateUnit", "value": "Power"}]}
+    await rig.session.on_charger_frame(build_call_result(sent.unique_id, answer).raw)
+    await settled(task)
+    profile = {"connectorId": 0, "csChargingProfiles": {"chargingProfileId": 900009000, "stackLevel": 6, "chargingProfilePurpose": "ChargePointMaxProfile", "chargingProfileKind": "Absolute", "chargingSchedule": {"chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7000}]}}}
+    task = asyncio.create_task(rig.session.call("SetChargingProfile", profile))
+    sent = await own_call_sent(rig, 2)
+    await rig.session.on_charger_frame(build_call_result(sent.unique_id, {"status": "Accepted"}).raw)
+    await settled(task)
+    state = rig.session.state
+    assert (state.max_stack_level, state.allowed_rate_units) == (6, ("W",))
+    assert [p.charging_profile_id for p in state.linkray_profiles] == [900009000] and state.csms_profiles == []
+    assert rig.hooks.state_changes >= 2
+
+
 async def test_linkray_call_ids_cannot_be_mistaken_for_csms_ids():
     rig = Rig()
     task = asyncio.create_task(rig.session.call("Heartbeat", {}))

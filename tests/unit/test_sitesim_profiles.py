@@ -346,3 +346,13 @@ def test_any_payload_parses_or_raises_profile_error(connector_id, payload):
     store = ProfileStore()
     store.install(parsed, ELECTRICS, active_transaction_id=TRANSACTION_ID)
     limit_now(store)  # evaluating any accepted profile does not crash
+
+
+def test_an_installed_profile_is_found_by_its_id_and_a_cleared_one_is_not():
+    store = store_with(profile(0, 7, 10.0, stack_level=1, purpose=CHARGE_POINT_MAX), profile(1, 8, 20.0))
+
+    assert store.find(7).periods[0].limit == 10.0
+    assert store.find(8).purpose == TX_DEFAULT
+    assert store.find(9) is None
+    store.clear(charging_profile_id=7)
+    assert store.find(7) is None

@@ -29,6 +29,9 @@ class Command(BaseCommand):
         if not 0 <= port <= 65535:
             raise CommandError(f"--port {port}: expected 0-65535")
         call_command("migrate", interactive=False, verbosity=0)
+        from linkray_site.static_files import ensure_collected
+
+        ensure_collected()  # a fresh clone needs no manual collectstatic
         ensure_initial_admin(self.stdout)
         if settings.LINKRAY_EMBEDDED:
             from gateway.services import mark_all_chargers_gone
