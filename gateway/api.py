@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.urls import register_converter
 from ninja import Field, Router
 from ninja.errors import HttpError
 from pydantic import field_validator
@@ -19,6 +20,23 @@ from gateway import commands, selectors
 from linkray_site.api import REFUSALS, ErrorOut, StrictSchema, require, require_view
 
 router = Router(tags=["chargers"])
+
+
+class ChargeBoxIdConverter:
+    """A charge box id in an API path, escaped slashes included: the server decodes
+    `/api/chargers/a%2Fb` to `a/b` before routing. A trailing `/<sub-resource>` of another
+    operation (`/calls`, `/balancing`, ...) is never taken as part of the id."""
+
+    regex = r"(?:[^/]|/(?!(?:calls|balancing|actions|profiles|transactions|queue)$))+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(ChargeBoxIdConverter, "charge_box_id")
 
 
 class CallIn(StrictSchema):
@@ -50,10 +68,8 @@ async def charger_list(request):
     return {"chargers": await database_sync_to_async(selectors.charger_summaries)()}
 
 
-# `path:` so an id with an escaped slash (`/api/chargers/a%2Fb`, charger `a/b`) is found: the
-# server decodes %2F before routing. The calls route comes first, or `x/calls` would be an id.
 @router.post(
-    "/chargers/{path:charge_box_id}/calls",
+    "/chargers/{charge_box_id:charge_box_id}/calls",
     response={200: CallOut, **REFUSALS, 404: ErrorOut, 502: CallErrorOut, 504: ErrorOut},
     summary="Send an OCPP CALL to the charger",
 )
@@ -74,7 +90,7 @@ async def charger_call(request, charge_box_id: str, body: CallIn):
     return {"payload": result}
 
 
-@router.get("/chargers/{path:charge_box_id}", response={200: dict[str, Any], **REFUSALS, 404: ErrorOut}, summary="One charger's live model")
+@router.get("/chargers/{charge_box_id:charge_box_id}", response={200: dict[str, Any], **REFUSALS, 404: ErrorOut}, summary="One charger's live model")
 async def charger_detail(request, charge_box_id: str):
     require_view(request)
     detail = await database_sync_to_async(selectors.charger_detail)(charge_box_id)
