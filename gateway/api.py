@@ -17,26 +17,26 @@ from pydantic import field_validator
 from accounts.roles import OPERATE
 from audit.services import arecord
 from gateway import commands, selectors
+from gateway.urls import ChargeBoxIdConverter
 from linkray_site.api import REFUSALS, ErrorOut, StrictSchema, require, require_view
 
 router = Router(tags=["chargers"])
 
 
-class ChargeBoxIdConverter:
-    """A charge box id in an API path, escaped slashes included: the server decodes
-    `/api/chargers/a%2Fb` to `a/b` before routing. A trailing `/<sub-resource>` of another
-    operation (`/calls`, `/balancing`, ...) is never taken as part of the id."""
+class ApiChargeBoxIdConverter(ChargeBoxIdConverter):
+    """A charge box id in an API path. Scripts escape a `/` in an id once (`/api/chargers/a%2Fb`),
+    which the server decodes to `a/b` before routing, so a slash is accepted here, except before
+    another operation's trailing `/calls`, `/balancing`, ... The pages' double escaping
+    (`a%252Fb`) works too."""
 
     regex = r"(?:[^/]|/(?!(?:calls|balancing|actions|profiles|transactions|queue)$))+"
 
     def to_python(self, value: str) -> str:
-        return value
-
-    def to_url(self, value: str) -> str:
-        return value
+        # No NUL check here: the API answers a value the database refuses with 400.
+        return self._escaped.sub(lambda match: "%" if match.group(1) == "25" else "/", value)
 
 
-register_converter(ChargeBoxIdConverter, "charge_box_id")
+register_converter(ApiChargeBoxIdConverter, "api_charge_box_id")
 
 
 class CallIn(StrictSchema):
@@ -69,7 +69,7 @@ async def charger_list(request):
 
 
 @router.post(
-    "/chargers/{charge_box_id:charge_box_id}/calls",
+    "/chargers/{api_charge_box_id:charge_box_id}/calls",
     response={200: CallOut, **REFUSALS, 404: ErrorOut, 502: CallErrorOut, 504: ErrorOut},
     summary="Send an OCPP CALL to the charger",
 )
@@ -90,7 +90,7 @@ async def charger_call(request, charge_box_id: str, body: CallIn):
     return {"payload": result}
 
 
-@router.get("/chargers/{charge_box_id:charge_box_id}", response={200: dict[str, Any], **REFUSALS, 404: ErrorOut}, summary="One charger's live model")
+@router.get("/chargers/{api_charge_box_id:charge_box_id}", response={200: dict[str, Any], **REFUSALS, 404: ErrorOut}, summary="One charger's live model")
 async def charger_detail(request, charge_box_id: str):
     require_view(request)
     detail = await database_sync_to_async(selectors.charger_detail)(charge_box_id)
