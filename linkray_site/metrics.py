@@ -84,6 +84,26 @@ def record_over_limit(seconds: float) -> None:
         OVER_LIMIT.inc(seconds)
 
 
+class OverLimitTally:
+    """Turns "over the limit now?" checks into seconds over the limit: the time between two
+    checks counts when both saw the site over its limit (the balancing loop checks every cycle
+    and every new grid reading)."""
+
+    __slots__ = ("_over_since_s",)
+
+    def __init__(self):
+        self._over_since_s: float | None = None
+
+    def observe(self, over: bool, now_s: float) -> float:
+        """Seconds added to linkray_site_over_limit_seconds by this check."""
+        added = 0.0
+        if over and self._over_since_s is not None and now_s > self._over_since_s:
+            added = now_s - self._over_since_s
+            record_over_limit(added)
+        self._over_since_s = now_s if over else None
+        return added
+
+
 def register_process_collectors() -> None:
     """RSS, CPU seconds and open files of this process (what the fuzzer's RSS check reads)."""
     from prometheus_client import GCCollector, PlatformCollector, ProcessCollector

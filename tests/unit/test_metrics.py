@@ -19,3 +19,11 @@ def test_actions_outside_ocpp_are_counted_as_other_so_labels_stay_bounded():
         frames.count("charger>csms", 2, f"Made{index}Up")
         frames.count("charger>csms", 7, None)
     assert frames.counts == {("charger>csms", 2, "other"): 1000, ("charger>csms", None, None): 1000}
+
+
+def test_seconds_over_the_limit_count_only_between_two_checks_that_were_both_over():
+    from linkray_site.metrics import OverLimitTally
+
+    tally = OverLimitTally()
+    checks = [(False, 0.0), (True, 1.0), (True, 2.0), (True, 3.5), (False, 4.0), (True, 5.0), (True, 5.5)]
+    assert [tally.observe(over, now_s) for over, now_s in checks] == [0.0, 0.0, 1.0, 1.5, 0.0, 0.0, 0.5]
