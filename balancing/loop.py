@@ -13,6 +13,7 @@ import logging
 from balancing import control
 from gateway import observe
 from gateway.runtime import runtime
+from linkray_site.metrics import OverLimitTally
 from meters import selectors as meter_selectors
 from meters.poller import utc_now
 
@@ -37,6 +38,13 @@ class BalancingLoop:
         self.wake = asyncio.Event()
         self.period_s = 1.0
         self._last_reading_at = None
+        # Seconds over the site limit, for /metrics (linkray_site_over_limit_seconds).
+        self.over_limit = OverLimitTally()
+
+    def tally_over_limit(self) -> None:
+        reading = meter_selectors.grid_reading(utc_now())
+        over = reading is not None and reading_over_limit(reading, control.last_site_status())
+        self.over_limit.observe(over, asyncio.get_running_loop().time())
 
     def on_effect(self, charge_box_id: str, effect) -> None:
         if isinstance(effect, observe.TransactionStarted | observe.TransactionStopped):
@@ -77,6 +85,10 @@ class BalancingLoop:
                     raise
                 except Exception:
                     logger.exception("balancing_cycle_failed")
+                try:
+                    self.tally_over_limit()
+                except Exception:
+                    logger.exception("balancing_over_limit_tally_failed")
                 await self.wait_for_next()
         finally:
             if self.on_effect in runtime.effect_listeners:

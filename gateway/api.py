@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.urls import register_converter
 from ninja import Field, Router
 from ninja.errors import HttpError
 from pydantic import field_validator
@@ -16,9 +17,26 @@ from pydantic import field_validator
 from accounts.roles import OPERATE
 from audit.services import arecord
 from gateway import commands, selectors
+from gateway.urls import ChargeBoxIdConverter
 from linkray_site.api import REFUSALS, ErrorOut, StrictSchema, require, require_view
 
 router = Router(tags=["chargers"])
+
+
+class ApiChargeBoxIdConverter(ChargeBoxIdConverter):
+    """A charge box id in an API path. Scripts escape a `/` in an id once (`/api/chargers/a%2Fb`),
+    which the server decodes to `a/b` before routing, so a slash is accepted here, except before
+    another operation's trailing `/calls`, `/balancing`, ... The pages' double escaping
+    (`a%252Fb`) works too."""
+
+    regex = r"(?:[^/]|/(?!(?:calls|balancing|actions|profiles|transactions|queue)$))+"
+
+    def to_python(self, value: str) -> str:
+        # No NUL check here: the API answers a value the database refuses with 400.
+        return self._escaped.sub(lambda match: "%" if match.group(1) == "25" else "/", value)
+
+
+register_converter(ApiChargeBoxIdConverter, "api_charge_box_id")
 
 
 class CallIn(StrictSchema):
@@ -50,17 +68,8 @@ async def charger_list(request):
     return {"chargers": await database_sync_to_async(selectors.charger_summaries)()}
 
 
-@router.get("/chargers/{charge_box_id}", response={200: dict[str, Any], **REFUSALS, 404: ErrorOut}, summary="One charger's live model")
-async def charger_detail(request, charge_box_id: str):
-    require_view(request)
-    detail = await database_sync_to_async(selectors.charger_detail)(charge_box_id)
-    if detail is None:
-        raise HttpError(404, f"unknown charger {charge_box_id}")
-    return detail
-
-
 @router.post(
-    "/chargers/{charge_box_id}/calls",
+    "/chargers/{api_charge_box_id:charge_box_id}/calls",
     response={200: CallOut, **REFUSALS, 404: ErrorOut, 502: CallErrorOut, 504: ErrorOut},
     summary="Send an OCPP CALL to the charger",
 )
@@ -79,3 +88,12 @@ async def charger_call(request, charge_box_id: str, body: CallIn):
         return 502, {"error": "charger answered with CALLERROR", "errorCode": error.error_code, "errorDescription": error.description}
     await arecord(principal, f"charger.call.{body.action}", charge_box_id, after=body.payload, outcome="answered")
     return {"payload": result}
+
+
+@router.get("/chargers/{api_charge_box_id:charge_box_id}", response={200: dict[str, Any], **REFUSALS, 404: ErrorOut}, summary="One charger's live model")
+async def charger_detail(request, charge_box_id: str):
+    require_view(request)
+    detail = await database_sync_to_async(selectors.charger_detail)(charge_box_id)
+    if detail is None:
+        raise HttpError(404, f"unknown charger {charge_box_id}")
+    return detail

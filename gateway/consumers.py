@@ -12,6 +12,7 @@ import logging
 import random
 import resource
 from datetime import UTC, datetime
+from http import HTTPStatus
 from urllib.parse import unquote
 
 from channels.consumer import AsyncConsumer
@@ -94,14 +95,22 @@ def csms_connect_gate() -> ConnectGate:
     return _gate[1]
 
 
-def charge_box_id_from_scope(scope) -> tuple[str, str]:
-    """(charge_box_id, the path segment as the charger escaped it)."""
+def charge_box_id_from_scope(scope) -> tuple[str, str] | None:
+    """(charge_box_id, the path segment as the charger escaped it), or None when the path is
+    not `/ocpp/<chargeBoxId>` (optionally with one trailing slash). The raw path decides, so
+    `/ocpp/a%2Fb` is charger `a/b` while `/ocpp/a/b` is no charger at all."""
     raw_path = scope.get("raw_path")
     if raw_path:
         path = raw_path.decode("latin-1").split("?", 1)[0]
     else:
         path = scope["path"]
-    segment = path.rstrip("/").rsplit("/", 1)[-1]
+    prefix, _, segment = path.partition("/ocpp/")
+    if prefix or not path.startswith("/ocpp/"):
+        return None
+    if segment.endswith("/"):
+        segment = segment[:-1]
+    if not segment or "/" in segment:
+        return None
     return unquote(segment), segment
 
 
@@ -113,6 +122,7 @@ class ChargerConsumer(AsyncConsumer):
         self._layer_task: asyncio.Task | None = None
         self._connecting: asyncio.Future | None = None
         self._gone: asyncio.Future | None = None
+        self._refusal_status = 403
         message = await receive()
         if message["type"] != "websocket.connect":
             return
@@ -144,9 +154,10 @@ class ChargerConsumer(AsyncConsumer):
         except Exception:
             logger.exception("charger_admission_failed path=%s", self.scope.get("path"))
             admitted = False
+            self._refusal_status = 500
         if not admitted:
             self._gone.cancel()
-            await self.base_send({"type": "websocket.close", "code": 1008})
+            await self._refuse(self._refusal_status)
             return
         session = self.session
         first, self._gone = self._gone, None
@@ -167,7 +178,13 @@ class ChargerConsumer(AsyncConsumer):
                         # connection, let alone another's.
                         logger.exception("charger_frame_failed charge_box_id=%s", session.charge_box_id)
                 elif kind == "websocket.disconnect":
-                    if message.get("code") == 1009:
+                    if message.get("code") == 1007:
+                        logger.warning(
+                            "frame_rejected charge_box_id=%s code=FormationViolation reason=invalid_utf8_text "
+                            "connection_closed=1007",
+                            session.charge_box_id,
+                        )
+                    elif message.get("code") == 1009:
                         logger.warning(
                             "frame_rejected charge_box_id=%s code=FormationViolation reason=oversized "
                             "beyond_hard_limit=%d connection_closed=1009",
@@ -183,7 +200,8 @@ class ChargerConsumer(AsyncConsumer):
 
     async def _retry_later(self, refusal: RetryLater) -> None:
         """Refuse with HTTP 503 and Retry-After (a charger retries that), logged with the reason."""
-        charge_box_id, _ = charge_box_id_from_scope(self.scope)
+        identity = charge_box_id_from_scope(self.scope)
+        charge_box_id = identity[0] if identity else ""
         retry_after = retry_after_s(settings.LINKRAY_RETRY_AFTER_S, _retry_rng)
         fields = "".join(f" {name}={value}" for name, value in refusal.fields.items())
         logger.warning(
@@ -228,9 +246,28 @@ class ChargerConsumer(AsyncConsumer):
                 self._connecting.cancel()
             await session.upstream.close()
 
+    async def _refuse(self, status: int) -> None:
+        """Refuse the handshake with an HTTP status where the server supports the ASGI
+        websocket denial response (daphne as `serve` runs it), else with daphne's 403."""
+        if _DENIAL_EXTENSION in self.scope.get("extensions", {}):
+            try:
+                phrase = HTTPStatus(status).phrase
+            except ValueError:
+                phrase = "Refused"
+            await self.base_send({"type": "websocket.http.response.start", "status": status, "headers": []})
+            await self.base_send({"type": "websocket.http.response.body", "body": phrase.encode()})
+        else:
+            await self.base_send({"type": "websocket.close", "code": 1008})
+
     async def _admit(self, started: float) -> bool:
-        charge_box_id, raw_segment = charge_box_id_from_scope(self.scope)
         peer = self.scope.get("client")
+        identity = charge_box_id_from_scope(self.scope)
+        if identity is None:
+            self._refusal_status = 404
+            path = (self.scope.get("raw_path") or b"").decode("latin-1") or self.scope.get("path", "")
+            logger.warning("charger_refused reason=wrong_path path=%.200s peer=%s", path, peer)
+            return False
+        charge_box_id, raw_segment = identity
         if not charge_box_id:
             logger.warning("charger_refused reason=empty_charge_box_id peer=%s", peer)
             return False
@@ -255,6 +292,7 @@ class ChargerConsumer(AsyncConsumer):
         session = await self._build_session(charge_box_id, raw_segment, authorization, decision)
         leg = await self._open_csms_leg(session)
         if leg == "refused":
+            # The charger sees what the CSMS answered (401 wrong password, 404 unknown id).
             await database_sync_to_async(services.record_charger_gone)(charge_box_id, session.state, now)
             return False
         try:
@@ -291,6 +329,9 @@ class ChargerConsumer(AsyncConsumer):
     async def _build_session(self, charge_box_id, raw_segment, authorization, decision) -> ChargerSession:
         state = decision.state
         state.charger_connected = True
+        # A new connection starts its CSMS leg afresh: an old "down" (or a charger's first
+        # connection, whose model starts "down") must not hide when this outage began.
+        state.csms_state, state.csms_down_since = "connecting", None
         session = ChargerSession(
             charge_box_id,
             _ChargerLeg(self.base_send),
@@ -309,6 +350,7 @@ class ChargerConsumer(AsyncConsumer):
                     on_down=lambda reason: self._csms_down(session, reason),
                     charge_box_id=charge_box_id,
                     gate=csms_connect_gate(),
+                    on_refused=lambda status: self._csms_refused(session, status),
                 )
             )
         await attach_offline(session)
@@ -333,6 +375,8 @@ class ChargerConsumer(AsyncConsumer):
             logger.warning(
                 "charger_refused charge_box_id=%s reason=csms_refused status=%s", session.charge_box_id, error.status
             )
+            self._refusal_status = error.status if 400 <= error.status <= 599 else 403
+            session.state.csms_refused = f"HTTP {error.status}"  # kept with the charger's model
             await upstream.close()
             return "refused"
         except Exception as error:
@@ -369,6 +413,7 @@ class ChargerConsumer(AsyncConsumer):
             logger.warning(
                 "charger_refused charge_box_id=%s reason=csms_refused status=%s", session.charge_box_id, error.status
             )
+            session.state.csms_refused = f"HTTP {error.status}"
             # Autobahn allows a server only 1000 or 3000-4999; 4003 reads as "forbidden".
             await session.close_charger_leg(4003)
         else:
@@ -380,12 +425,33 @@ class ChargerConsumer(AsyncConsumer):
 
     def _set_csms_state(self, session: ChargerSession, csms_state: str) -> None:
         state = session.state
-        if csms_state == "down" and state.csms_state != "down":
-            state.csms_down_since = session.now()
-        elif csms_state != "down":
+        if csms_state == "down":
+            if state.csms_state != "down" or state.csms_down_since is None:
+                state.csms_down_since = session.now()
+        else:
             state.csms_down_since = None
+        if csms_state == "connected":
+            state.csms_refused = ""
         state.csms_state = csms_state
         runtime.state_changed(session)
+
+    async def _csms_refused(self, session: ChargerSession, status: int) -> None:
+        """The CSMS answered a reconnection with an HTTP error (a charger with a wrong
+        password that connected during an outage): the admission rule applies late. The
+        charger is closed; its queue stays, shown to the operator with the reason."""
+        state = session.state
+        state.csms_refused = f"HTTP {status}"
+        backlog = session.offline.backlog if session.offline is not None else 0
+        logger.warning(
+            "charger_refused charge_box_id=%s reason=csms_refused status=%s when=reconnect queued=%d",
+            session.charge_box_id,
+            status,
+            backlog,
+        )
+        self._set_csms_state(session, "down")
+        await session.close()
+        # Accepted sockets cannot carry an HTTP status; 4003 reads as "forbidden".
+        await session.close_charger_leg(4003)
 
     async def _csms_up(self, session: ChargerSession) -> None:
         self._set_csms_state(session, "connected")
@@ -518,10 +584,16 @@ class _ChargerLeg:
     async def send_frame(self, raw: str | bytes) -> None:
         if self.closed:
             return
-        if isinstance(raw, str):
-            await self._send({"type": "websocket.send", "text": raw})
-        else:
-            await self._send({"type": "websocket.send", "bytes": raw})
+        try:
+            if isinstance(raw, str):
+                await self._send({"type": "websocket.send", "text": raw})
+            else:
+                await self._send({"type": "websocket.send", "bytes": raw})
+        except Exception as error:
+            # The socket closed under us (its disconnect is on its way): the frame is lost with
+            # it, as on any dropped connection; never an error for whoever relayed it.
+            self.closed = True
+            logger.info("charger_send_failed error=%s", type(error).__name__)
 
     async def close(self, code: int = 1000) -> None:
         if not self.closed:

@@ -7,6 +7,7 @@ byte; parsing is for understanding only.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,9 @@ def parse_frame(raw: str | bytes) -> Frame:
         message = json.loads(raw)
     except (ValueError, RecursionError):
         raise FrameError("FormationViolation", "frame is not valid JSON") from None
+    if "\\u" in raw and _SURROGATE_ESCAPE.search(raw) and _holds_lone_surrogate(message):
+        # JSON allows "\ud800" on its own; Unicode text (and UTF-8, and the database) does not.
+        raise FrameError("FormationViolation", "frame holds a lone surrogate escape, not Unicode text")
     if not isinstance(message, list) or not message:
         raise FrameError("FormationViolation", "frame is not a JSON array")
     message_type = message[0]
@@ -125,8 +129,27 @@ def parse_frame(raw: str | bytes) -> Frame:
     raise FrameError("ProtocolError", f"unknown message type {message_type!r}", unique_id)
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _holds_lone_surrogate(message) -> bool:
+    try:
+        json.dumps(message, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (ValueError, RecursionError):
+        return False
+    return False
+
+
 def _dumps(message: list) -> str:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Text that cannot go out as UTF-8 (a lone surrogate from somewhere): escape it.
+        text = json.dumps(message, separators=(",", ":"), ensure_ascii=True)
+    return text
 
 
 def build_call(unique_id: str, action: str, payload: dict[str, Any]) -> Call:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection, transaction
 
 from gateway.models import JournalEntry
+from linkray_site.metrics import FrameCounts
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +28,11 @@ class JournalBuffer:
         self._entries: deque[tuple] = deque(maxlen=max_entries)
         self._max_entries = max_entries
         self.dropped = 0
+        # Every frame passes here once: the metrics' frame counter lives here too.
+        self.frames = FrameCounts()
 
     def record(self, direction, charge_box_id, message_type, unique_id, action, raw) -> None:
+        self.frames.count(direction, message_type, action)
         if len(self._entries) == self._max_entries:
             self.dropped += 1
         self._entries.append((time.time(), direction, charge_box_id, message_type, unique_id, action, raw))

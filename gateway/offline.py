@@ -6,6 +6,7 @@ Pure: no Django, no I/O; `now` is an argument.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -128,3 +129,53 @@ def stop_on_invalid_id(configuration_value: str | None) -> bool:
     if configuration_value is None:
         return True
     return configuration_value.strip().lower() == "true"
+
+
+def deauthorized_stop(action: str, payload: dict[str, Any], deauthorized: set[int] | frozenset[int]) -> dict[str, Any] | None:
+    """The StopTransaction the CSMS must see for a transaction LinkRay stopped because the CSMS
+    rejected its idTag on replay, or None to leave the payload as it is.
+
+    LinkRay stopped it with a RemoteStopTransaction of its own, so the charger reports reason
+    `Remote`; but the CSMS never sent that RemoteStop. A charger that had been online would
+    have stopped by itself (StopTransactionOnInvalidId) and reported `DeAuthorized`."""
+    if action != "StopTransaction":
+        return None
+    transaction_id = payload.get("transactionId")
+    if not isinstance(transaction_id, int) or transaction_id not in deauthorized:
+        return None
+    if payload.get("reason") != "Remote":
+        return None
+    return {**payload, "reason": "DeAuthorized"}
+
+
+@dataclass(frozen=True, slots=True)
+class BootFollowUp:
+    """What LinkRay does once the CSMS answers a BootNotification replayed after an outage,
+    so the charger ends up as if it had heard the answer itself."""
+
+    heartbeat_interval_s: int | None = None  # ChangeConfiguration HeartbeatInterval to this
+    boot_again_after_s: int | None = None  # TriggerMessage BootNotification after this long
+    status: str = ""
+
+
+def boot_follow_up(answer: dict[str, Any], offline_heartbeat_interval_s: int) -> BootFollowUp:
+    """The charger got LinkRay's offline answer (Accepted, offline_heartbeat_interval_s).
+
+    - Accepted: the charger adopts the CSMS's interval (ChangeConfiguration HeartbeatInterval)
+      when it differs from what LinkRay told it.
+    - Pending / Rejected: a charger would boot again after `interval` seconds (OCPP 1.6 §4.2)
+      and hear the verdict itself; LinkRay asks it to with TriggerMessage BootNotification
+      after that interval (at once if the CSMS gave none).
+    - Anything unreadable: nothing (the charger keeps what it has).
+    """
+    status = answer.get("status")
+    interval = answer.get("interval")
+    if not isinstance(interval, int) or isinstance(interval, bool) or interval < 0:
+        interval = None
+    if status == "Accepted":
+        if interval and interval != offline_heartbeat_interval_s:
+            return BootFollowUp(heartbeat_interval_s=interval, status=status)
+        return BootFollowUp(status=status)
+    if status in ("Pending", "Rejected"):
+        return BootFollowUp(boot_again_after_s=interval or 0, status=status)
+    return BootFollowUp()

@@ -53,6 +53,8 @@ class OfflineRelay:
         self._stored = asyncio.Event()
         self._storing = 0
         self.replayed = 0
+        # Transactions (the charger's ids) LinkRay stopped because the CSMS rejected their idTag.
+        self.deauthorized: set[int] = set()
 
     # --- what the session asks -------------------------------------------------------------
 
@@ -69,7 +71,20 @@ class OfflineRelay:
         return bool(self.csms_to_local) and action in offline.TO_CHARGER_WITH_TRANSACTION
 
     def rewrite_to_csms(self, call: Call) -> str | bytes:
+        if self.deauthorized:
+            payload = offline.deauthorized_stop(call.action, call.payload, self.deauthorized)
+            if payload is not None:
+                self._log_deauthorized(payload)
+                mapped = offline.map_to_csms(call.action, payload, self.local_to_csms)
+                return build_call(call.unique_id, call.action, mapped or payload).raw
         return _rewritten(call, offline.map_to_csms, self.local_to_csms)
+
+    def _log_deauthorized(self, payload: dict) -> None:
+        logger.info(
+            "stop_reason_rewritten charge_box_id=%s transaction_id=%s from=Remote to=DeAuthorized",
+            self.session.charge_box_id,
+            payload.get("transactionId"),
+        )
 
     def rewrite_to_charger(self, call: Call) -> str | bytes:
         return _rewritten(call, offline.map_to_charger, self.csms_to_local)
@@ -157,13 +172,15 @@ class OfflineRelay:
         return offline.authorization_status(policy, status, expiry, now)
 
     async def _answer_error(self, unique_id: str, action: str | None, code: str, description: str) -> None:
-        logger.warning(
-            "offline_call_refused charge_box_id=%s action=%s code=%s reason=%s",
-            self.session.charge_box_id,
-            action,
-            code,
-            description,
-        )
+        if self.session.should_log_repeat("offline_call_refused"):
+            logger.warning(
+                "offline_call_refused charge_box_id=%s action=%s code=%s reason=%s count=%d",
+                self.session.charge_box_id,
+                action,
+                code,
+                description,
+                self.session.repeats("offline_call_refused"),
+            )
         error = build_call_error(unique_id, code, description)
         await self.session.send_to_charger(LINKRAY_TO_CHARGER, CALLERROR, unique_id, action, error.raw)
 
@@ -245,22 +262,29 @@ class OfflineRelay:
         except FrameError:
             call = None
         if isinstance(call, Call):
-            payload = offline.for_replay(call.action, call.payload, message.received_at, self.local_to_csms)
+            deauthorized = offline.deauthorized_stop(call.action, call.payload, self.deauthorized) if self.deauthorized else None
+            if deauthorized is not None:
+                self._log_deauthorized(deauthorized)
+            payload = offline.for_replay(call.action, deauthorized or call.payload, message.received_at, self.local_to_csms)
+            payload = payload or deauthorized
             if payload is not None:
                 raw = build_call(call.unique_id, call.action, payload).raw
         future = asyncio.get_running_loop().create_future()
         self._waiter = (message.unique_id, future)
         session.journal.record(LINKRAY_TO_CSMS, cbid, 2, message.unique_id, message.action, raw)
         if not await upstream.send(raw):
+            await self._count_attempt(message)
             return False
         try:
             answer_raw = await asyncio.wait_for(future, session.config.call_timeout_s)
         except (ConnectionError, asyncio.CancelledError):
+            await asyncio.shield(self._count_attempt(message))
             return False
         except asyncio.TimeoutError:
             # A CSMS that stops answering is as good as gone: drop the leg, and the message is
             # resent once on the next connection (its answer was lost).
             logger.warning("replay_answer_timeout charge_box_id=%s action=%s", cbid, message.action)
+            await self._count_attempt(message)
             await upstream.drop()
             return False
         finally:
@@ -297,9 +321,54 @@ class OfflineRelay:
             )
         if isinstance(call, Call) and isinstance(answer, CallResult):
             self._learn_from_replay(call, answer)
+            if call.action == "BootNotification" and not session.headless:
+                self._follow_boot_answer(answer.payload)
         if message.local_transaction_id is not None and csms_transaction_id is not None:
             self._map_transaction(message.local_transaction_id, csms_transaction_id, id_tag_status)
         return True
+
+    async def _count_attempt(self, message: offline_store.StoredMessage) -> None:
+        """A replay that got no answer (leg dropped, timed out): counted on the queued row,
+        so the operator sees which messages keep failing."""
+        try:
+            await database_sync_to_async(offline_store.count_attempt)(message.id)
+        except Exception:
+            logger.exception("replay_attempt_count_failed charge_box_id=%s", self.session.charge_box_id)
+
+    def _follow_boot_answer(self, answer: dict) -> None:
+        follow_up = offline.boot_follow_up(answer, settings.LINKRAY_OFFLINE_HEARTBEAT_INTERVAL_S)
+        if follow_up.heartbeat_interval_s is not None or follow_up.boot_again_after_s is not None:
+            asyncio.ensure_future(self._apply_boot_follow_up(follow_up))
+
+    async def _apply_boot_follow_up(self, follow_up: offline.BootFollowUp) -> None:
+        session = self.session
+        cbid = session.charge_box_id
+        try:
+            if follow_up.heartbeat_interval_s is not None:
+                result = await session.call(
+                    "ChangeConfiguration", {"key": "HeartbeatInterval", "value": str(follow_up.heartbeat_interval_s)}
+                )
+                logger.info(
+                    "replayed_boot_applied charge_box_id=%s status=%s heartbeat_interval_s=%d change=%s",
+                    cbid,
+                    follow_up.status,
+                    follow_up.heartbeat_interval_s,
+                    result.get("status"),
+                )
+            if follow_up.boot_again_after_s is not None:
+                logger.warning(
+                    "replayed_boot_not_accepted charge_box_id=%s status=%s boot_again_after_s=%d",
+                    cbid,
+                    follow_up.status,
+                    follow_up.boot_again_after_s,
+                )
+                await asyncio.sleep(follow_up.boot_again_after_s)
+                if session.closed:
+                    return
+                result = await session.call("TriggerMessage", {"requestedMessage": "BootNotification"})
+                logger.info("replayed_boot_retriggered charge_box_id=%s trigger=%s", cbid, result.get("status"))
+        except CommandError as error:
+            logger.warning("replayed_boot_not_applied charge_box_id=%s status=%s error=%s", cbid, follow_up.status, error)
 
     def _learn_from_replay(self, call: Call, answer: CallResult) -> None:
         effects = observe.authorization_effects_of(call, answer)
@@ -344,6 +413,9 @@ class OfflineRelay:
             if transaction.transaction_id not in session.state.transactions:
                 return  # already stopped meanwhile
             if offline.stop_on_invalid_id(value):
+                # The charger will report reason Remote; the CSMS sees DeAuthorized (see
+                # offline.deauthorized_stop).
+                self.deauthorized.add(transaction.transaction_id)
                 result = await session.call("RemoteStopTransaction", {"transactionId": transaction.transaction_id})
                 outcome = f"remote stop {result.get('status')}"
             else:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import F
 
 from gateway import observe
 from gateway.models import AuthorizationCacheEntry, Charger, GatewaySettings, QueuedMessage, TransactionRecord
@@ -110,6 +111,11 @@ def complete_message(
             TransactionRecord.objects.filter(
                 charger__charge_box_id=charge_box_id, transaction_id=local_transaction_id
             ).update(**update)
+
+
+def count_attempt(message_id: int) -> None:
+    """A replay of this message got no answer; it stays queued and is sent again."""
+    QueuedMessage.objects.filter(pk=message_id).update(attempts=F("attempts") + 1)
 
 
 def transaction_map(charge_box_id: str, now: datetime) -> dict[int, int]:

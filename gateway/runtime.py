@@ -114,14 +114,39 @@ class GatewayRuntime:
                     self._effects = effects + self._effects
                     raise
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, *, code: int = 1001, wait_s: float = 3.0) -> None:
+        """Stop serving: close every charger and CSMS leg with `code` (1001 "going away", so
+        chargers reconnect at once to the next LinkRay), wait a bounded time for the close
+        handshakes, then write what is buffered."""
         if self._flusher is not None:
             self._flusher.cancel()
-        for session in list(self.sessions.values()):
+        sessions = list(self.sessions.values())
+        chargers = sum(1 for session in sessions if not session.headless)
+        csms_legs = sum(1 for session in sessions if session.upstream is not None and session.upstream.connected)
+        logger.info("shutdown_started chargers=%d csms_legs=%d code=%d", chargers, csms_legs, code)
+
+        async def close_one(session) -> None:
             try:
-                await session.close()
+                await session.close(code)
+                if not session.headless:
+                    await session.close_charger_leg(code)
             except Exception:
                 logger.exception("session_close_failed charge_box_id=%s", session.charge_box_id)
+
+        await asyncio.gather(*(close_one(session) for session in sessions))
+        # The consumers unregister once their charger has answered the close frame.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while any(not session.headless for session in self.sessions.values()) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        left = sum(1 for session in self.sessions.values() if not session.headless)
+        logger.info(
+            "shutdown_closed chargers=%d csms_legs=%d code=%d chargers_without_close_answer=%d",
+            chargers,
+            csms_legs,
+            code,
+            left,
+        )
         await self.flush()
 
 

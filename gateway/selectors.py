@@ -77,6 +77,7 @@ def _summary(charger: Charger, queued: int) -> dict:
         "firmware_version": charger.firmware_version,
         "last_seen_at": charger.last_seen_at,
         "balancing_enabled": charger.balancing_enabled,
+        "csms_refused": (charger.state or {}).get("csms_refused", ""),
     }
 
 
@@ -150,12 +151,15 @@ def charger_page(charge_box_id: str, now: datetime) -> dict | None:
 
 def queue_page(charge_box_id: str, page_number: str | int | None, per_page: int = QUEUE_PREVIEW_ROWS) -> dict | None:
     """One page of a charger's replay queue, oldest first (the order replay sends them)."""
-    if not Charger.objects.filter(charge_box_id=charge_box_id).exists():
+    charger = Charger.objects.filter(charge_box_id=charge_box_id).only("state").first()
+    if charger is None:
         return None
     paginator = Paginator(QueuedMessage.objects.filter(charge_box_id=charge_box_id).order_by("id"), per_page)
     page = paginator.get_page(page_number)
     return {
         "charge_box_id": charge_box_id,
+        # Why the queue cannot be delivered, when the CSMS refused this charger ("HTTP 401").
+        "csms_refused": (charger.state or {}).get("csms_refused", ""),
         "count": paginator.count,
         "page": page,
         "rows": [_queued_row(message) for message in page.object_list],

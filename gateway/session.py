@@ -36,6 +36,7 @@ from gateway.frames import (
     parse_frame,
 )
 from gateway.state import ChargerState
+from linkray_site.metrics import RELAY_ROUND_TRIP
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,12 @@ _OBSERVED_LINKRAY_EXCHANGES = frozenset({"SetChargingProfile", "GetConfiguration
 # only the head keeps frames nobody needs to understand (Heartbeat, DataTransfer, their
 # answers) from being parsed at all.
 _HEAD = re.compile(r'\s*\[\s*([234])\s*,\s*"([^"\\]{0,36})"\s*(?:,\s*"([A-Za-z0-9_.-]{1,64})"\s*,)?')
+
+
+# Of a frame over max_frame_bytes, the journal keeps this many characters.
+_OVERSIZED_KEPT = 1024
+# Warnings about one charger's bad frames logged in full before only every 100th is.
+_LOGGED_REPEATS = 5
 
 
 class ChargerLeg(Protocol):
@@ -249,6 +256,8 @@ class ChargerSession:
         self.closed = False
         # A session without a charger (orphan replay): nothing can be sent to the charger.
         self.headless = False
+        # Warnings about this charger's frames, counted (see _count_repeat).
+        self._repeats: dict[str, int] = {}
 
     # --- wiring ----------------------------------------------------------------------------
 
@@ -323,7 +332,13 @@ class ChargerSession:
         if len(self._pending) >= self.config.pending_limit:
             oldest = next(iter(self._pending))
             del self._pending[oldest]
-            logger.warning("charger_calls_unanswered charge_box_id=%s dropped_unique_id=%s", self.charge_box_id, oldest)
+            if self.should_log_repeat("charger_calls_unanswered"):
+                logger.warning(
+                    "charger_calls_unanswered charge_box_id=%s dropped_unique_id=%s dropped=%d",
+                    self.charge_box_id,
+                    oldest,
+                    self._repeats["charger_calls_unanswered"],
+                )
         self._pending[unique_id] = pending
 
     async def _charger_answer(self, raw: str | bytes, message_type: int, unique_id: str) -> None:
@@ -362,11 +377,23 @@ class ChargerSession:
     async def _charger_unparsed(self, raw: str | bytes) -> None:
         # Not understood, still relayed: the CSMS decides what to make of it.
         self.journal.record(CHARGER_TO_CSMS, self.charge_box_id, None, None, None, raw)
-        logger.warning("frame_unparsed charge_box_id=%s direction=charger frame=%.120r", self.charge_box_id, raw)
+        if self.should_log_repeat("frame_unparsed"):
+            logger.warning(
+                "frame_unparsed charge_box_id=%s direction=charger count=%d frame=%.120r",
+                self.charge_box_id,
+                self._repeats["frame_unparsed"],
+                raw,
+            )
         await self._to_csms(raw, None)
 
     async def _refuse_oversized(self, raw: str | bytes) -> None:
         head = frame_head(raw[:200])
+        # The journal keeps what came in, cut to its first kilobyte.
+        marker = f"...[oversized: {len(raw)} bytes, first {_OVERSIZED_KEPT} kept]"
+        kept = raw[:_OVERSIZED_KEPT] + (marker.encode() if isinstance(raw, bytes) else marker)
+        self.journal.record(
+            CHARGER_TO_LINKRAY, self.charge_box_id, head[0] if head else None, head[1] if head else None, head[2] if head else None, kept
+        )
         logger.warning(
             "frame_rejected charge_box_id=%s code=FormationViolation reason=oversized size=%d limit=%d",
             self.charge_box_id,
@@ -405,6 +432,8 @@ class ChargerSession:
             await self.offline.on_csms_answer(raw, unique_id)
             return
         pending = self._pending.pop(unique_id, None)
+        if pending is not None:
+            RELAY_ROUND_TRIP.observe(self._loop.time() - pending.sent_at)
         self.journal.record(
             CSMS_TO_CHARGER, self.charge_box_id, message_type, unique_id, pending.action if pending else None, raw
         )
@@ -519,8 +548,9 @@ class ChargerSession:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def close(self) -> None:
-        """The charger is gone: fail LinkRay's waiting CALLs and close the CSMS leg."""
+    async def close(self, code: int = 1000) -> None:
+        """The charger is gone (or LinkRay stops, code 1001): fail LinkRay's waiting CALLs and
+        close the CSMS leg with `code`."""
         if self.closed:
             return
         self.closed = True
@@ -535,7 +565,7 @@ class ChargerSession:
         if self.offline is not None:
             await self.offline.on_session_closed()
         if self.upstream is not None:
-            await self.upstream.close()
+            await self.upstream.close(code)
 
     async def close_charger_leg(self, code: int = 1000) -> None:
         await self._charger.close(code)
@@ -595,10 +625,26 @@ class ChargerSession:
         try:
             return parse_frame(raw)
         except FrameError as error:
-            logger.warning(
-                "frame_unparsed charge_box_id=%s code=%s reason=%s", self.charge_box_id, error.code, error.reason
-            )
+            if self.should_log_repeat("frame_invalid"):
+                logger.warning(
+                    "frame_unparsed charge_box_id=%s code=%s reason=%s count=%d",
+                    self.charge_box_id,
+                    error.code,
+                    error.reason,
+                    self._repeats["frame_invalid"],
+                )
             return None
+
+    def should_log_repeat(self, event: str) -> bool:
+        """Count one more `event` of this charger; True when it should be logged: the first
+        few, then every 100th (each logged line carries the count), so a charger sending
+        garbage cannot flood the log. Every frame is still in the journal."""
+        count = self._repeats.get(event, 0) + 1
+        self._repeats[event] = count
+        return count <= _LOGGED_REPEATS or count % 100 == 0
+
+    def repeats(self, event: str) -> int:
+        return self._repeats.get(event, 0)
 
     def now(self) -> datetime:
         return self._clock()

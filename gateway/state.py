@@ -78,6 +78,8 @@ class ChargerState:
     charger_connected: bool = False
     csms_state: str = "down"
     csms_down_since: datetime | None = None
+    # Why the CSMS last refused this charger's leg ("HTTP 401"), until a leg is accepted again.
+    csms_refused: str = ""
     connectors: dict[int, ConnectorState] = field(default_factory=dict)
     transactions: dict[int, Transaction] = field(default_factory=dict)
     csms_profiles: list[InstalledProfile] = field(default_factory=list)
@@ -111,6 +113,7 @@ class ChargerState:
             "charger_connected": self.charger_connected,
             "csms_state": self.csms_state,
             "csms_down_since": _iso(self.csms_down_since),
+            "csms_refused": self.csms_refused,
             "connectors": {str(key): _connector_dict(connector) for key, connector in self.connectors.items()},
             "transactions": {
                 str(key): {
@@ -143,6 +146,7 @@ class ChargerState:
             "heartbeat_interval_s",
             "charger_connected",
             "csms_state",
+            "csms_refused",
         ):
             if name in data:
                 setattr(state, name, data[name])

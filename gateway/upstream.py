@@ -11,6 +11,7 @@ import contextlib
 import logging
 import random
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from urllib.parse import quote
@@ -19,6 +20,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
+
+from linkray_site.metrics import CSMS_RECONNECT_FAILURES
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +116,66 @@ class ConnectGate:
         finally:
             self.active -= 1
             self._semaphore.release()
+# HTTP answers that refuse this charger (credentials, identity) rather than report an outage.
+REFUSING_STATUSES = frozenset({400, 401, 403, 404})
+
+
+class ReconnectFailureSummary:
+    """During an outage every charger's leg fails to reconnect every few seconds: the first
+    failure is logged at once, the rest as one `csms_reconnect_failed_summary` line per
+    interval (chargers, attempts, the commonest error) instead of a line per charger per
+    attempt. Each failure is still logged at DEBUG."""
+
+    def __init__(self, interval_s: float = 30.0, clock=time.monotonic):
+        self.interval_s = interval_s
+        self._clock = clock
+        self._window_started: float | None = None
+        self._attempts = 0
+        self._chargers: set[str] = set()
+        self._errors: dict[str, int] = {}
+
+    def failed(self, charge_box_id: str, error: str) -> None:
+        logger.debug("csms_reconnect_failed charge_box_id=%s error=%s", charge_box_id, error)
+        now = self._clock()
+        if self._window_started is None:
+            self._window_started = now
+            logger.info(
+                "csms_reconnect_failed charge_box_id=%s error=%s next=summary_every_%ds",
+                charge_box_id,
+                error,
+                int(self.interval_s),
+            )
+            return
+        self._attempts += 1
+        self._chargers.add(charge_box_id)
+        if len(self._errors) < 20 or error in self._errors:
+            self._errors[error] = self._errors.get(error, 0) + 1
+        if now - self._window_started >= self.interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Log what the current window holds (also called when a leg is back)."""
+        if self._window_started is None:
+            return
+        if not self._attempts:
+            self._window_started = None
+            return
+        error = max(self._errors, key=self._errors.get) if self._errors else "-"
+        logger.info(
+            "csms_reconnect_failed_summary chargers=%d attempts=%d window_s=%d error=%s",
+            len(self._chargers),
+            self._attempts,
+            round(self._clock() - self._window_started),
+            error,
+        )
+        self._window_started = self._clock()
+        self._attempts = 0
+        self._chargers = set()
+        self._errors = {}
+
+
+# One per process: the summary is about the site's outage, not one charger.
+reconnect_failures = ReconnectFailureSummary()
 
 
 class UpstreamLink:
@@ -124,8 +187,12 @@ class UpstreamLink:
         on_down: Callable[[str], Awaitable[None]],
         charge_box_id: str,
         gate: ConnectGate | None = None,
+        on_refused: Callable[[int], Awaitable[None]] | None = None,
     ):
         self.config = config
+        # Called when the CSMS refuses a reconnection with an HTTP error and no other
+        # Authorization candidate is left; reconnecting stops. None: keep trying (orphans).
+        self._on_refused = on_refused
         self._on_frame = on_frame
         self._on_up = on_up
         self._on_down = on_down
@@ -224,13 +291,14 @@ class UpstreamLink:
         if connection is not None:
             await connection.close()
 
-    async def close(self) -> None:
+    async def close(self, code: int = 1000) -> None:
+        """Close for good (1000: the charger left; 1001: LinkRay is shutting down)."""
         self._closed = True
-        if self._reconnector is not None:
+        if self._reconnector is not None and self._reconnector is not asyncio.current_task():
             self._reconnector.cancel()
         connection, self._connection = self._connection, None
         if connection is not None:
-            await connection.close()
+            await connection.close(code)
         if self._reader is not None and self._reader is not asyncio.current_task():
             self._reader.cancel()
 
@@ -259,24 +327,39 @@ class UpstreamLink:
 
     async def _reconnect(self) -> None:
         delays = backoff_delays(self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng)
+        # Authorization candidates not yet refused in this run of refusals.
+        untried = max(0, len(self._authorization_candidates) - 1)
         try:
             while not self._closed:
                 await asyncio.sleep(next(delays))
                 try:
                     await self.connect()
                 except UpstreamRejected as error:
+                    if error.status not in REFUSING_STATUSES:
+                        # 502/503 from a proxy in front of a restarting CSMS: still an outage.
+                        reconnect_failures.failed(self._charge_box_id, f"HTTP {error.status}")
+                        CSMS_RECONNECT_FAILURES.labels("unreachable").inc()
+                        continue
                     logger.warning(
                         "csms_reconnect_refused charge_box_id=%s status=%s", self._charge_box_id, error.status
                     )
-                    if len(self._authorization_candidates) > 1:
+                    CSMS_RECONNECT_FAILURES.labels("refused").inc()
+                    if untried:
+                        untried -= 1
                         self._authorization_candidates.append(self._authorization_candidates.pop(0))
                         self.config = replace(self.config, authorization=self._authorization_candidates[0])
+                        continue
+                    if self._on_refused is not None:
+                        self._reconnector = None
+                        await self._on_refused(error.status)
+                        return
                     continue
                 except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as error:
-                    logger.info(
-                        "csms_reconnect_failed charge_box_id=%s error=%s", self._charge_box_id, error or type(error).__name__
-                    )
+                    reconnect_failures.failed(self._charge_box_id, str(error) or type(error).__name__)
+                    CSMS_RECONNECT_FAILURES.labels("unreachable").inc()
                     continue
+                untried = max(0, len(self._authorization_candidates) - 1)
+                reconnect_failures.flush()
                 self._reconnector = None
                 await self._on_up()
                 return

@@ -9,20 +9,30 @@
   denial response" extension (`websocket.http.response.start` / `.body`) is added here.
 - The process may hold two sockets per charger: the soft open-files limit is raised to the
   hard one at start.
+- A frame budget per charger (gateway.throttle): a charger sending faster than
+  LINKRAY_CHARGER_MAX_FRAMES_PER_S / _BYTES_PER_S is not read until its budget refills (TCP
+  back-pressure), so a flood costs the others nothing and queues nothing in memory.
+- A graceful stop: on SIGTERM every charger and CSMS leg is closed with 1001 ("going away")
+  and a summary is logged before daphne cancels the consumers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import http
 import logging
 import resource
 import socket
+import time
 
 import daphne.server
 from autobahn.websocket.types import ConnectionDeny
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
+from twisted.internet import defer, reactor
 from twisted.internet.endpoints import AdoptedStreamServerEndpoint, serverFromString
+
+from gateway.throttle import FrameBudget, FrameBudgetConfig
 
 logger = logging.getLogger(__name__)
 
@@ -73,15 +83,75 @@ def _endpoint_from_string(reactor, description: str):
     return serverFromString(reactor, description)
 
 
+_budget_config: FrameBudgetConfig | None = None
+
+
+def budget_config() -> FrameBudgetConfig:
+    global _budget_config
+    if _budget_config is None:
+        from django.conf import settings
+
+        frames, size = settings.LINKRAY_CHARGER_MAX_FRAMES_PER_S, settings.LINKRAY_CHARGER_MAX_BYTES_PER_S
+        # Bursts: three seconds of frames; four of bytes, and at least one frame of the largest
+        # size LinkRay accepts.
+        _budget_config = FrameBudgetConfig(frames, frames * 3, size, max(size * 4, settings.LINKRAY_MAX_FRAME_BYTES))
+    return _budget_config
+
+
 class ChargerWebSocketProtocol(WebSocketProtocol):
-    """daphne's websocket protocol, plus the denial response: an HTTP status and headers of the
-    application's choosing before the socket is accepted (503 + Retry-After under load)."""
+    """daphne's websocket protocol, plus the denial response (an HTTP status and headers of the
+    application's choosing before the socket is accepted: 503 + Retry-After under load, 404 for
+    a wrong path, the CSMS's 401), the frame budget and the 1001 close on shutdown."""
 
     _denial_headers: list[tuple[str, str]] = []
     _denial_status: int | None = None
+    _budget: FrameBudget | None = None
+    _reading_paused = False
+    _throttled = 0
+
+    def onMessage(self, payload, isBinary):  # noqa: N802, N803 (autobahn's names)
+        super().onMessage(payload, isBinary)
+        budget = self._budget
+        now = time.monotonic()
+        if budget is None:
+            budget = self._budget = FrameBudget(budget_config(), now)
+        wait_s = budget.spend(len(payload), now)
+        if wait_s > 0 and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pauseProducing()
+            reactor.callLater(wait_s, self._resume_reading)
+            self._throttled += 1
+            if self._throttled <= 3 or self._throttled % 100 == 0:
+                from gateway.consumers import charge_box_id_from_scope
+
+                identity = charge_box_id_from_scope({"raw_path": getattr(self, "path", b"")})
+                logger.warning(
+                    "charger_throttled charge_box_id=%s pause_s=%.2f times=%d",
+                    identity[0] if identity else "-",
+                    wait_s,
+                    self._throttled,
+                )
+
+    def _resume_reading(self):
+        self._reading_paused = False
+        if self.state != self.STATE_CLOSED:
+            self.transport.resumeProducing()
+
+    def serverClose(self, code=None):  # noqa: N802 (autobahn's name)
+        # autobahn lets an application send only 1000 or 3000-4999; 1001 "going away" is what
+        # a server that shuts down sends, so it goes out as the protocol's own close frame.
+        if code == 1001:
+            self.sendCloseFrame(code=1001, isReply=False)
+        else:
+            super().serverClose(code)
 
     def handle_reply(self, message):
         kind = message.get("type")
+        if kind == "websocket.send" and self.state in (self.STATE_CLOSING, self.STATE_CLOSED):
+            # The charger is going or gone (its disconnect is on its way to the consumer): a
+            # frame for it is dropped, not raised into whoever relayed it (the CSMS reader).
+            logger.debug("charger_send_after_close_dropped path=%s", getattr(self, "path", b"").decode("latin-1"))
+            return
         if kind == "websocket.http.response.start":
             if self.state == self.STATE_CONNECTING and hasattr(self, "handshake_deferred"):
                 self._denial_status = int(message.get("status", 403))
@@ -115,7 +185,10 @@ class ChargerWebSocketProtocol(WebSocketProtocol):
 
 class ChargerServer(Server):
     """daphne's Server, whose websocket connections use ChargerWebSocketProtocol and tell the
-    application (through the scope's extensions) that they can send a denial response."""
+    application (through the scope's extensions) that they can send a denial response; on
+    SIGTERM every leg is closed with 1001 before daphne cancels the consumers."""
+
+    shutdown_close_code = 1001
 
     def run(self):
         # ws_factory is built in run(); connections are accepted only once the reactor runs,
@@ -141,3 +214,11 @@ class ChargerServer(Server):
         if isinstance(protocol, ChargerWebSocketProtocol):
             scope = {**scope, "extensions": {**scope.get("extensions", {}), DENIAL_EXTENSION: {}}}
         return super().create_application(protocol, scope)
+
+    def kill_all_applications(self):
+        from gateway.runtime import runtime
+
+        graceful = defer.Deferred.fromFuture(asyncio.ensure_future(runtime.shutdown(code=self.shutdown_close_code)))
+        graceful.addErrback(lambda failure: logger.error("shutdown_failed error=%s", failure.getErrorMessage()))
+        graceful.addBoth(lambda _: super(ChargerServer, self).kill_all_applications())
+        return graceful

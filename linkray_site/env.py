@@ -7,6 +7,7 @@ startup, not surface later as odd behaviour.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 
 from linkray_site.addresses import ws_url_problem  # noqa: F401 - also the model field's validator
@@ -99,3 +100,14 @@ def validate_ws_url(value: str, name: str = "URL") -> None:
 
 def env_log_level(env: Mapping[str, str], name: str, default: str) -> str:
     return env_choice(env, name, default.lower(), ("debug", "info", "warning", "error", "critical")).upper()
+
+
+def env_networks(env: Mapping[str, str], name: str) -> list:
+    """Comma-separated addresses or networks (`127.0.0.1, 10.0.0.0/8, ::1`); empty when unset."""
+    networks = []
+    for item in env_list(env, name, []):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise EnvError(f"{name}={env.get(name)!r}: {item!r} is not an IP address or network") from None
+    return networks

@@ -21,6 +21,7 @@ from linkray_site.env import (
     env_int,
     env_list,
     env_log_level,
+    env_networks,
     env_str,
     env_ws_url,
 )
@@ -271,6 +272,11 @@ LINKRAY_CALL_TIMEOUT_S = env_float(ENV, "LINKRAY_CALL_TIMEOUT_S", 30.0, minimum=
 LINKRAY_MAX_FRAME_BYTES = env_int(ENV, "LINKRAY_MAX_FRAME_BYTES", 256 * 1024, minimum=1024)
 # Frames up to this size are read and refused by the gateway with a CALLERROR; beyond it the
 # websocket layer closes the connection (1009) rather than buffer it.
+# A charger sending faster than this is not read until its budget refills (0: no limit). Real
+# chargers send one CALL at a time and a few frames a second at most; bursts of three seconds'
+# worth (and one frame of LINKRAY_MAX_FRAME_BYTES) pass untouched.
+LINKRAY_CHARGER_MAX_FRAMES_PER_S = env_float(ENV, "LINKRAY_CHARGER_MAX_FRAMES_PER_S", 10.0, minimum=0)
+LINKRAY_CHARGER_MAX_BYTES_PER_S = env_int(ENV, "LINKRAY_CHARGER_MAX_BYTES_PER_S", 64 * 1024, minimum=0)
 LINKRAY_WEBSOCKET_HARD_LIMIT_BYTES = max(16 * 1024 * 1024, LINKRAY_MAX_FRAME_BYTES * 4)
 LINKRAY_JOURNAL_RETENTION_DAYS = env_float(ENV, "LINKRAY_JOURNAL_RETENTION_DAYS", 14, minimum=0)
 LINKRAY_JOURNAL_MAX_ROWS = env_int(ENV, "LINKRAY_JOURNAL_MAX_ROWS", 2_000_000, minimum=1000)
@@ -321,11 +327,16 @@ LINKRAY_EVENT_LOOP = env_choice(ENV, "LINKRAY_EVENT_LOOP", "uvloop", ("uvloop", 
 
 # --- Logging ---------------------------------------------------------------------------
 LINKRAY_LOG_LEVEL = env_log_level(ENV, "LINKRAY_LOG_LEVEL", "info")
+# "json": one JSON object per line, the key=value fields lifted into JSON fields.
+LINKRAY_LOG_FORMAT = env_choice(ENV, "LINKRAY_LOG_FORMAT", "plain", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "linkray_site.logformat.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LINKRAY_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LINKRAY_LOG_LEVEL},
     "loggers": {
         "daphne": {"level": "WARNING"},
@@ -356,3 +367,6 @@ LINKRAY_EMBEDDED_TASKS = [
 # The first run creates an "admin" user; its password is this, or generated and written to
 # <data dir>/initial_admin_password.
 LINKRAY_ADMIN_PASSWORD = env_str(ENV, "LINKRAY_ADMIN_PASSWORD")
+
+# /metrics without a token for these client addresses (Prometheus on the box or the LAN).
+LINKRAY_METRICS_ALLOWED_ADDRESSES = env_networks(ENV, "LINKRAY_METRICS_ALLOWED_ADDRESSES")

@@ -3,9 +3,14 @@ from django.urls import include, path, re_path
 
 from accounts.login import throttled
 from accounts.views import PasswordChangeView
+from linkray_site import observability
 from linkray_site.api import api, api_not_found
 
 urlpatterns = [
+    # Supervisors, load balancers and Prometheus (see docs/deployment.md).
+    path("healthz", observability.healthz, name="healthz"),
+    path("readyz", observability.readyz, name="readyz"),
+    path("metrics", observability.metrics, name="metrics"),
     # The admin's login is throttled and audited like the page's (before admin.site.urls).
     path("admin/login/", throttled(admin.site.login)),
     # The admin's own "change password" is the page's form, so it is audited the same way.

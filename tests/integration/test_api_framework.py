@@ -137,3 +137,19 @@ def test_the_schema_needs_a_login_or_token_and_is_openapi_3():
     schema = response.json()
     assert schema["openapi"].startswith("3.")
     assert "/api/chargers/{charge_box_id}/calls" in schema["paths"]
+
+
+def test_a_charger_id_with_an_escaped_slash_is_found():
+    from gateway.models import Charger
+
+    Charger.objects.create(charge_box_id="site/CP-7")
+    response = Client().get("/api/chargers/site%2FCP-7", **bearer())
+    assert response.status_code == 200
+    assert response.json()["charge_box_id"] == "site/CP-7"
+    # A call to it is routed to the same id (audited as such; not connected here).
+    response = Client().post("/api/chargers/site%2FCP-7/calls", {"action": "Reset"}, content_type="application/json", **bearer())
+    assert response.status_code == 404
+    assert response.json()["error"].startswith("charger not connected")
+    from audit.models import AuditEntry
+
+    assert AuditEntry.objects.filter(action="charger.call.Reset", target="site/CP-7").exists()

@@ -79,7 +79,7 @@ class CsmsChargePoint(ChargePoint):
     @on(Action.boot_notification)
     def on_boot(self, charge_point_vendor, charge_point_model, **kwargs):
         return call_result.BootNotification(
-            current_time=datetime.now(UTC).isoformat(), interval=300, status=RegistrationStatus.accepted
+            current_time=datetime.now(UTC).isoformat(), interval=self.server.boot_interval_s, status=self.server.boot_status
         )
 
     @on(Action.heartbeat)
@@ -137,6 +137,11 @@ class CsmsServer:
         self.auth_headers: dict[str, str | None] = {}
         self.subprotocols: dict[str, str | None] = {}
         self.rejected_tags: set[str] = set()
+        # The BootNotification answer.
+        self.boot_interval_s = 300
+        self.boot_status = RegistrationStatus.accepted
+        # The close code each charger's last connection ended with, as this CSMS received it.
+        self.close_codes: dict[str, int | None] = {}
         self.transaction_ids = itertools.count(1001)
         # One-shot faults, counted per connection: drop after sending the Nth CALLRESULT, or
         # drop on receiving the Nth CALL without answering it.
@@ -225,6 +230,7 @@ class CsmsServer:
         except (websockets.ConnectionClosed, asyncio.CancelledError):
             pass
         finally:
+            self.close_codes[charge_box_id] = websocket.close_code
             self._tasks.discard(task)
             if self.connections.get(charge_box_id) is charge_point:
                 del self.connections[charge_box_id]

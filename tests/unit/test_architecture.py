@@ -15,11 +15,13 @@ ROOT = Path(__file__).resolve().parents[2]
 PURE_MODULES = [
     "linkray_site/env.py",
     "linkray_site/electrical.py",
+    "linkray_site/logformat.py",
     "gateway/frames.py",
     "gateway/messages.py",
     "gateway/state.py",
     "gateway/observe.py",
     "gateway/offline.py",
+    "gateway/throttle.py",
     "gateway/charger_actions.py",
     "linkray_site/addresses.py",
     "gateway/profiles.py",

@@ -275,3 +275,18 @@ def test_an_unbalanced_ipv6_bracket_is_refused_naming_the_variable():
 def test_a_csms_url_with_an_impossible_port_stops_startup(value):
     with raises_naming(NAME, value):
         env_ws_url({NAME: value}, NAME)
+
+
+def test_metrics_addresses_accept_addresses_and_networks():
+    from linkray_site.env import env_networks
+
+    networks = env_networks({"X": "127.0.0.1, 10.0.0.0/8,::1"}, "X")
+    assert [str(network) for network in networks] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
+    assert env_networks({}, "X") == []
+
+
+def test_a_bad_metrics_address_stops_startup_with_its_name():
+    from linkray_site.env import EnvError, env_networks
+
+    with pytest.raises(EnvError, match="X='10.0.0.300'"):
+        env_networks({"X": "10.0.0.300"}, "X")

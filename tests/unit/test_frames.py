@@ -259,3 +259,15 @@ def test_a_frame_error_message_carries_code_and_reason():
     error = FrameError("ProtocolError", "unknown message type 9", "id")
     assert str(error) == "ProtocolError: unknown message type 9"
     assert isinstance(error, ValueError)
+
+
+def test_a_lone_surrogate_escape_is_a_formation_violation_but_a_pair_is_text():
+    with pytest.raises(FrameError) as error:
+        parse_frame('[2,"a","Authorize",{"idTag":"\\udfff"}]')
+    assert error.value.code == "FormationViolation"
+    assert parse_frame('[2,"a","Authorize",{"idTag":"\\ud83d\\ude00"}]').payload == {"idTag": "\U0001F600"}
+
+
+def test_a_frame_linkray_builds_is_always_utf8_encodable():
+    raw = build_call("x", "DataTransfer", {"vendorId": "\udfff"}).raw
+    raw.encode("utf-8")

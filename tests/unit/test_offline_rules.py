@@ -270,3 +270,46 @@ def test_stop_transaction_on_invalid_id_reads_the_configuration_value(value, exp
 
 def test_a_charger_that_hides_stop_transaction_on_invalid_id_is_taken_to_stop():
     assert stop_on_invalid_id(None) is True
+
+
+# --- what the CSMS sees after LinkRay acted on its answers ----------------------------------
+
+
+def test_a_stop_linkray_caused_for_a_rejected_id_tag_reaches_the_csms_as_deauthorized():
+    from gateway.offline import deauthorized_stop
+
+    payload = {"transactionId": 7, "meterStop": 10, "timestamp": "t", "reason": "Remote"}
+    assert deauthorized_stop("StopTransaction", payload, {7}) == {**payload, "reason": "DeAuthorized"}
+
+
+def test_other_stops_keep_their_reason():
+    from gateway.offline import deauthorized_stop
+
+    assert deauthorized_stop("StopTransaction", {"transactionId": 8, "reason": "Remote"}, {7}) is None
+    assert deauthorized_stop("StopTransaction", {"transactionId": 7, "reason": "Local"}, {7}) is None
+    assert deauthorized_stop("MeterValues", {"transactionId": 7, "reason": "Remote"}, {7}) is None
+    assert deauthorized_stop("StopTransaction", {"transactionId": "7", "reason": "Remote"}, {7}) is None
+
+
+def test_an_accepted_replayed_boot_with_another_interval_changes_the_heartbeat_interval():
+    from gateway.offline import BootFollowUp, boot_follow_up
+
+    assert boot_follow_up({"status": "Accepted", "interval": 30, "currentTime": "x"}, 300) == BootFollowUp(
+        heartbeat_interval_s=30, status="Accepted"
+    )
+    assert boot_follow_up({"status": "Accepted", "interval": 300}, 300) == BootFollowUp(status="Accepted")
+
+
+def test_a_pending_or_rejected_replayed_boot_makes_the_charger_boot_again_after_the_interval():
+    from gateway.offline import BootFollowUp, boot_follow_up
+
+    assert boot_follow_up({"status": "Pending", "interval": 20}, 300) == BootFollowUp(boot_again_after_s=20, status="Pending")
+    assert boot_follow_up({"status": "Rejected", "interval": 0}, 300) == BootFollowUp(boot_again_after_s=0, status="Rejected")
+
+
+@given(st.dictionaries(st.text(max_size=10), st.one_of(st.none(), st.integers(), st.text(max_size=10), st.booleans())))
+def test_any_boot_answer_gives_a_follow_up_without_raising(answer):
+    from gateway.offline import boot_follow_up
+
+    follow_up = boot_follow_up(answer, 300)
+    assert follow_up.heartbeat_interval_s is None or follow_up.heartbeat_interval_s > 0

@@ -82,8 +82,9 @@ class FakeUpstream:
         self.sent.append(raw)
         return True
 
-    async def close(self) -> None:
+    async def close(self, code: int = 1000) -> None:
         self.closed = True
+        self.closed_with = code
         self.connected = False
 
     def update_authorization(self, *candidates: str) -> None:
@@ -666,3 +667,38 @@ def test_a_non_ascii_charge_box_id_is_encoded_as_utf8():
 @given(st.text(max_size=20), st.binary(min_size=16, max_size=20))
 def test_any_hex_key_round_trips_through_the_header(charge_box_id, key):
     assert decoded(basic_auth_header(charge_box_id, key.hex())) == charge_box_id.encode() + b":" + key
+
+
+async def test_closing_for_a_shutdown_closes_the_csms_leg_with_going_away():
+    rig = Rig()
+    await rig.session.close(1001)
+    assert rig.upstream.closed_with == 1001
+
+
+async def test_closing_because_the_charger_left_closes_the_csms_leg_normally():
+    rig = Rig()
+    await rig.session.close()
+    assert rig.upstream.closed_with == 1000
+
+
+async def test_a_charger_sending_garbage_cannot_flood_the_log_but_every_frame_is_journaled(caplog):
+    import logging
+
+    rig = Rig()
+    with caplog.at_level(logging.WARNING, logger="gateway.session"):
+        for _ in range(1000):
+            await rig.session.on_charger_frame("not json")
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("frame_unparsed")]
+    assert 5 <= len(lines) <= 20
+    assert any("count=1000 " in line for line in lines)
+    assert len(rig.journal.records) == 1000
+
+
+async def test_an_oversized_frame_is_journaled_cut_to_its_first_kilobyte():
+    rig = Rig(config=SessionConfig(max_frame_bytes=1024))
+    raw = build_call("big2", "DataTransfer", {"vendorId": "acme", "data": "x" * 5000}).raw
+    await rig.session.on_charger_frame(raw)
+    direction, charge_box_id, message_type, unique_id, action, kept = rig.journal.records[0]
+    assert (direction, message_type, unique_id, action) == ("charger>linkray", 2, "big2", "DataTransfer")
+    assert kept.startswith(raw[:1024])
+    assert kept.endswith(f"[oversized: {len(raw)} bytes, first 1024 kept]")

@@ -197,3 +197,43 @@ async def test_a_handshake_cancelled_while_waiting_for_the_gate_gives_back_nothi
     async with gate.slot():
         assert gate.active == 1
     assert gate.active == 0 and gate.waiting == 0
+# --- reconnect failures are summarised during an outage ------------------------------------
+
+
+def test_reconnect_failures_log_the_first_at_once_then_one_summary_per_interval(caplog):
+    import logging
+
+    from gateway.upstream import ReconnectFailureSummary
+
+    now = [0.0]
+    summary = ReconnectFailureSummary(interval_s=30, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="gateway.upstream"):
+        for second in range(0, 61):
+            now[0] = float(second)
+            for charger in range(100):
+                summary.failed(f"CP-{charger}", "Connect call failed")
+    lines = [record.getMessage() for record in caplog.records if record.levelno >= logging.INFO]
+    assert lines[0].startswith("csms_reconnect_failed charge_box_id=CP-0 ")
+    assert len(lines) == 3  # first failure, then one summary per 30 s, not 6100 lines
+    assert lines[1].startswith("csms_reconnect_failed_summary chargers=100 attempts=")
+    assert "error=Connect call failed" in lines[1]
+
+
+def test_a_leg_coming_back_logs_what_the_window_held_and_the_next_outage_starts_afresh(caplog):
+    import logging
+
+    from gateway.upstream import ReconnectFailureSummary
+
+    summary = ReconnectFailureSummary(interval_s=30, clock=lambda: 5.0)
+    with caplog.at_level(logging.INFO, logger="gateway.upstream"):
+        summary.failed("CP-1", "refused")
+        summary.failed("CP-2", "refused")
+        summary.flush()
+        summary.flush()
+        summary.failed("CP-3", "refused")
+    lines = [record.getMessage() for record in caplog.records if record.levelno >= logging.INFO]
+    assert [line.split()[0] for line in lines] == [
+        "csms_reconnect_failed",
+        "csms_reconnect_failed_summary",
+        "csms_reconnect_failed",
+    ]

@@ -52,7 +52,6 @@ class Command(BaseCommand):
         # daphne installs Twisted's asyncio reactor when imported; nothing before this line may
         # import twisted.internet.reactor.
         from gateway.websocket_server import ChargerServer, adopted_endpoint, listening_socket, raise_open_files_limit
-        from twisted.internet import reactor
 
         from channels.routing import get_default_application
 
@@ -91,7 +90,7 @@ class Command(BaseCommand):
             ready_callable=lambda: _on_ready(server, host),
             verbosity=0,
         )
-        reactor.addSystemEventTrigger("before", "shutdown", _before_shutdown)
+        # SIGTERM: ChargerServer closes every leg with 1001 and flushes before daphne stops.
         server.run()
         sock.close()  # Twisted adopted a duplicate of it
 
@@ -168,14 +167,6 @@ def _accept_deflate(offers):
         if isinstance(offer, PerMessageDeflateOffer):
             return PerMessageDeflateOfferAccept(offer)
     return None
-
-
-def _before_shutdown():
-    from twisted.internet.defer import Deferred
-
-    from gateway.runtime import runtime
-
-    return Deferred.fromFuture(asyncio.ensure_future(runtime.shutdown()))
 
 
 def ensure_initial_admin(stdout) -> None:
