@@ -169,7 +169,12 @@ async def test_the_csms_answer_to_a_replayed_boot_sets_the_chargers_heartbeat_in
         await csms.start(port)
         await wait_for(lambda: ("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "30"}) in charger.peer.requests, 20)
         assert charger.peer.configuration["HeartbeatInterval"] == "30"
-        assert "replayed_boot_applied charge_box_id=CP-BOOT status=Accepted heartbeat_interval_s=30" in linkray.log()
+        # Logged once the charger's answer is back at LinkRay, a moment after the charger sent it.
+        await wait_for(
+            lambda: "replayed_boot_applied charge_box_id=CP-BOOT status=Accepted heartbeat_interval_s=30" in linkray.log(),
+            10,
+            "the boot follow-up logged",
+        )
 
 
 async def test_a_pending_answer_to_a_replayed_boot_makes_the_charger_boot_again(stack):
