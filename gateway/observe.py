@@ -293,18 +293,26 @@ _ON_CHARGER_EXCHANGE = {
 
 
 def _set_charging_profile(state: ChargerState, request: dict, response: dict, now: datetime) -> list[Effect]:
+    installed = _accepted_profile(request, response)
+    if installed is not None:
+        install_profile(state, installed)
+    return []
+
+
+def _accepted_profile(request: dict, response: dict) -> InstalledProfile | None:
+    """The profile a SetChargingProfile installed, if the charger accepted a readable one."""
     if response.get("status") != "Accepted":
-        return []
+        return None
     connector_id = _int(request.get("connectorId"))
     profile = request.get("csChargingProfiles")
     if connector_id is None or not isinstance(profile, dict):
-        return []
+        return None
     profile_id = _int(profile.get("chargingProfileId"))
     stack_level = _int(profile.get("stackLevel"))
     purpose = profile.get("chargingProfilePurpose")
     if profile_id is None or stack_level is None or not isinstance(purpose, str):
-        return []
-    installed = InstalledProfile(
+        return None
+    return InstalledProfile(
         connector_id=connector_id,
         charging_profile_id=profile_id,
         stack_level=stack_level,
@@ -312,8 +320,6 @@ def _set_charging_profile(state: ChargerState, request: dict, response: dict, no
         transaction_id=_int(profile.get("transactionId")),
         profile=profile,
     )
-    install_profile(state, installed)
-    return []
 
 
 def install_profile(state: ChargerState, installed: InstalledProfile, *, linkray: bool = False) -> None:
@@ -383,19 +389,9 @@ _ON_CSMS_EXCHANGE = {
 
 
 def _linkray_set_charging_profile(state: ChargerState, request: dict, response: dict, now: datetime) -> list[Effect]:
-    if response.get("status") != "Accepted":
-        return []
-    connector_id = _int(request.get("connectorId"))
-    profile = request.get("csChargingProfiles")
-    if connector_id is None or not isinstance(profile, dict):
-        return []
-    profile_id = _int(profile.get("chargingProfileId"))
-    stack_level = _int(profile.get("stackLevel"))
-    purpose = profile.get("chargingProfilePurpose")
-    if profile_id is None or stack_level is None or not isinstance(purpose, str):
-        return []
-    installed = InstalledProfile(connector_id, profile_id, stack_level, purpose, _int(profile.get("transactionId")), profile)
-    install_profile(state, installed, linkray=True)
+    installed = _accepted_profile(request, response)
+    if installed is not None:
+        install_profile(state, installed, linkray=True)
     return []
 
 
