@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
 
 import pytest
 from ocpp.v16 import call
 from tests.peers.charger import ConnectedCharger
+from tests.peers.linkray import api_call
 from tests.peers.waiting import wait_for
-
-
-def api_call(base_url: str, token: str, charge_box_id: str, action: str, payload: dict) -> dict:
-    request = urllib.request.Request(
-        f"{base_url}/api/chargers/{charge_box_id}/calls",
-        data=json.dumps({"action": action, "payload": payload}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
 
 
 @pytest.mark.parametrize("stack", ["scaleout"], indirect=True)

@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import urllib.request
 
 import pytest
 import websockets
 from ocpp.v16 import call
 from tests.e2e.test_offline import set_offline_policy
 from tests.peers.charger import ConnectedCharger
-from tests.peers.linkray import free_port
+from tests.peers.linkray import api_call, free_port
 from tests.peers.waiting import wait_for
 
 STORM_CHARGERS = 400
@@ -160,17 +159,6 @@ async def retry_while_refused(connect, timeout: float = 10.0):
             if error.response.status_code != 503 or asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.1)
-
-
-def api_call(base_url: str, token: str, charge_box_id: str, action: str, payload: dict) -> dict:
-    request = urllib.request.Request(
-        f"{base_url}/api/chargers/{charge_box_id}/calls",
-        data=json.dumps({"action": action, "payload": payload}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
 
 
 @pytest.mark.parametrize("stack", ["scaleout"], indirect=True)

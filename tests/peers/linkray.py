@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,3 +89,15 @@ class LinkRayProcess:
     def restart(self) -> LinkRayProcess:
         self.stop()
         return self.start()
+
+
+def api_call(base_url: str, token: str, charge_box_id: str, action: str, payload: dict) -> dict:
+    """`POST /api/chargers/<id>/calls` as an integrator's script sends it."""
+    request = urllib.request.Request(
+        f"{base_url}/api/chargers/{charge_box_id}/calls",
+        data=json.dumps({"action": action, "payload": payload}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
